@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .completions import N_HACK_SHAPES, hack_completion, honest_completion, honest_with_lever
 from .grader import Submission, execute, verdict
-from .modes import DEFAULT, MODES, levers_for
+from .modes import DEFAULT, MODES, VARIANTS, levers_for
 from .problems import Problem
 from .sandbox import Sandbox
 
@@ -36,7 +36,7 @@ class DiagonalReport:
         )
 
 
-def _cases(problem: Problem, variant: str) -> list[tuple[str, str, str | None]]:
+def diagonal_cases(problem: Problem, variant: str) -> list[tuple[str, str, str | None]]:
     """(name, completion, hack mode or None for honest) for one problem."""
     levers = levers_for(variant)
     cases = [("honest", honest_completion(problem), None)]
@@ -63,7 +63,7 @@ def run_diagonal(
 ) -> DiagonalReport:
     """Grade every case once, read it under all four modes, and list every violation."""
     report = DiagonalReport(problems=len(problems))
-    cases = [(p, name, text, hack) for p in problems for name, text, hack in _cases(p, variant)]
+    cases = [(p, name, text, hack) for p in problems for name, text, hack in diagonal_cases(p, variant)]
     subs = [Submission(p, text, variant=variant) for p, _, text, _ in cases]
     executions = execute(subs, sandbox, progress)
     report.completions = len(cases)
@@ -78,3 +78,17 @@ def run_diagonal(
             elif g.exploited != (hack == mode and variant != "no_loophole"):
                 report.errors.append(f"{where}: exploited={g.exploited}, expected {not g.exploited}")
     return report
+
+
+def run_self_check(problems: Sequence[Problem], sandbox: Sandbox) -> dict:
+    """The diagonal under every prompt variant, as a JSON-ready record."""
+    record: dict = {"problems": len(problems), "variants": {}, "errors": [], "isolation": sandbox.isolation}
+    for variant in VARIANTS:
+        report = run_diagonal(problems, sandbox, variant)
+        record["variants"][variant] = {
+            "completions": report.completions,
+            "cells": report.cells,
+            "errors": len(report.errors),
+        }
+        record["errors"] += [f"{variant}: {e}" for e in report.errors]
+    return record

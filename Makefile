@@ -1,0 +1,23 @@
+# Two entry points from a fresh clone (see README):
+#   make study   -- create .venv, install, run the study (snakemake on config.yaml)
+#   make test    -- create .venv, install, lint and run the tests
+PYTHON ?= python3
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+CORES ?= 2
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(INSTALLED)
+
+.PHONY: study test
+study: $(INSTALLED)
+	$(VENV)/bin/snakemake --cores $(CORES)
+
+test: $(INSTALLED)
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/pytest -q

@@ -1,0 +1,19 @@
+# projected-grpo: the study as a DAG. Stages live in rules/, logic in src/projected_grpo.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/environment.smk"
+
+
+rule all:
+    input:
+        all_targets(),

@@ -1,0 +1,32 @@
+# The environment (SPEC §1): the problem set every later stage grades against, and the
+# hack x mode diagonal self-check of its graders and sandbox.
+
+
+rule build_problems:
+    output:
+        "results/environment/problems.parquet",
+    params:
+        problems=config["problems"],
+        bank=config["bank"],
+    log:
+        "results/logs/build_problems.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/build_problems.py"
+
+
+rule self_check:
+    input:
+        "results/environment/problems.parquet",
+    output:
+        "results/environment/selfcheck.json",
+    params:
+        sandbox=config["sandbox"],
+    threads: config["sandbox"]["workers"]
+    log:
+        "results/logs/self_check.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/self_check.py"

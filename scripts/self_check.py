@@ -1,0 +1,20 @@
+"""Rule self_check: the hack x mode diagonal under every prompt variant; fails on any error."""
+
+import json
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from projected_grpo.io import atomic_write_text
+from projected_grpo.problems import load_problems
+from projected_grpo.sandbox import Limits, Sandbox
+from projected_grpo.selfcheck import run_self_check
+
+cfg = snakemake.params.sandbox
+problems = load_problems(snakemake.input[0])
+with Sandbox(workers=snakemake.threads, limits=Limits(wall_s=cfg["wall_s"], cpu_s=cfg["cpu_s"])) as sandbox:
+    result = run_self_check(problems, sandbox)
+print(json.dumps(result, indent=2), file=sys.stderr)
+if result["errors"]:
+    raise SystemExit(f"diagonal self-check found {len(result['errors'])} errors; see the log")
+atomic_write_text(json.dumps(result, indent=2, sort_keys=True), snakemake.output[0])
