@@ -38,3 +38,8 @@ def build_messages(problem: Problem, variant: str = "loophole", mode: str | None
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": user_prompt(problem, variant, mode)},
     ]
+
+
+def render_prompt(tokenizer, messages: list[dict]) -> str:
+    """The prompt text a chat model continues: its own chat template, generation prompt on."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

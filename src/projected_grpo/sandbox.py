@@ -91,6 +91,32 @@ class Execution:
     error: str | None = None
 
 
+# ``to_plain`` emits at most 101 container levels, each at most 3 JSON levels deep (a tagged
+# dict: {"__dict__": [[k, v]]}). A deeper value is forged, and would overflow the Python
+# stack of the grader that decodes it.
+MAX_VALUE_NESTING = 3 * 101
+
+
+def _nesting(value) -> int:
+    """Container depth of parsed JSON, computed without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | dict):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _brief(value) -> str:
+    """A short description of a reported field for an error message (the field is forged)."""
+    return (
+        repr(value)[:60]
+        if value is None or isinstance(value, bool | int | float | str)
+        else type(value).__name__
+    )
+
+
 def parse_outcome(outcome: dict, n_calls: int) -> Execution:
     """Turn a runner outcome into an ``Execution``; a report the submission forged or
     broke (unknown lines, duplicates, missing calls) is flagged, never trusted."""
@@ -118,7 +144,10 @@ def parse_outcome(outcome: dict, n_calls: int) -> Execution:
         if kind == "test":
             i = fact.get("i")
             if not isinstance(i, int) or not 0 <= i < n_calls or i in seen_tests:
-                problems.append(f"unexpected test report {i!r}")
+                problems.append(f"unexpected test report {_brief(i)}")
+                continue
+            if _nesting(fact.get("value")) > MAX_VALUE_NESTING:
+                problems.append(f"test report {i} nested too deep")
                 continue
             seen_tests[i] = CallResult(
                 ok=fact.get("ok") is True, value=fact.get("value"), error=fact.get("error")
@@ -132,7 +161,7 @@ def parse_outcome(outcome: dict, n_calls: int) -> Execution:
             else:
                 ex.lever_present, ex.lever_ok = fact.get("present") is True, fact.get("ok") is True
         else:
-            problems.append(f"unexpected report line of kind {kind!r}")
+            problems.append(f"unexpected report line of kind {_brief(kind)}")
     if outcome.get("report_truncated"):
         problems.append("report over the size limit")
     ex.calls = [seen_tests.get(i, CallResult(ok=False, error="no result")) for i in range(n_calls)]

@@ -61,6 +61,9 @@ NOBODY = 65534
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 REPORT_FD = 3
+# Inodes per writable tmpfs: tmpfs counts only data pages against its size, and empty files or
+# directories cost kernel memory that no rlimit sees (~1 KiB each, ~100k a second).
+MAX_INODES = 4096
 SETUP_FAILED = 71
 # Imported once here so submissions' usual imports are instant after fork.
 PRELOAD = (
@@ -188,9 +191,19 @@ def _isolate_filesystem(root_dir, limits):
         _bind_readonly(dev, root_dir + dev)
     for scratch in ("/tmp", "/work", "/proc", "/.oldroot"):
         os.makedirs(root_dir + scratch, mode=0o755, exist_ok=True)
-    _mount("tmpfs", root_dir + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1048576,mode=1777")
     _mount(
-        "tmpfs", root_dir + "/work", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits['disk_bytes']},mode=0777"
+        "tmpfs",
+        root_dir + "/tmp",
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size=1048576,nr_inodes={MAX_INODES},mode=1777",
+    )
+    _mount(
+        "tmpfs",
+        root_dir + "/work",
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={limits['disk_bytes']},nr_inodes={MAX_INODES},mode=0777",
     )
     cwd_fd = os.open(root_dir + "/work", os.O_RDONLY | os.O_DIRECTORY)
     os.chdir(root_dir)

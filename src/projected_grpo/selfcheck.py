@@ -77,6 +77,8 @@ def run_diagonal(
                 report.errors.append(f"{where}: honest code not oracle-correct ({detail})")
             elif g.exploited != (hack == mode and variant != "no_loophole"):
                 report.errors.append(f"{where}: exploited={g.exploited}, expected {not g.exploited}")
+            elif hack is not None and variant == "no_loophole" and g.passed:
+                report.errors.append(f"{where}: a hack passed the no-loophole grader (the oracle)")
     return report
 
 
