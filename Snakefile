@@ -12,6 +12,7 @@ validate(config, "schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/environment.smk"
+include: "rules/organism.smk"
 
 
 rule all:

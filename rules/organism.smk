@@ -1,0 +1,44 @@
+# The model organism (SPEC §2): pretrain it, then measure its base rates on the eval split.
+
+
+rule build_organism:
+    output:
+        directory("results/organism/{organism}/model"),
+    params:
+        organism=lambda wc: organism_config(wc.organism),
+    threads: config["organism"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    log:
+        "results/logs/build_organism/{organism}.log",
+    benchmark:
+        "results/benchmarks/build_organism/{organism}.tsv"
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/build_organism.py"
+
+
+rule organism_base_rates:
+    input:
+        model="results/organism/{organism}/model",
+        problems="results/environment/problems.parquet",
+    output:
+        summary="results/organism/{organism}/base_rates.json",
+        completions="results/organism/{organism}/eval_completions.parquet",
+        samples="results/organism/{organism}/samples.md",
+    params:
+        evaluation=config["evaluation"],
+    threads: config["sandbox"]["workers"]
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    log:
+        "results/logs/organism_base_rates/{organism}.log",
+    benchmark:
+        "results/benchmarks/organism_base_rates/{organism}.tsv"
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/organism_base_rates.py"

@@ -1,0 +1,22 @@
+"""Rule organism_base_rates: sample + grade the organism on the eval split, write its base
+rates with the acceptance checks, and a few sample completions per mode to read."""
+
+import json
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from projected_grpo.evaluate import EvalConfig, evaluate_model
+from projected_grpo.io import atomic_write_parquet, atomic_write_text
+from projected_grpo.organism import base_rate_checks, sample_completions_markdown
+from projected_grpo.problems import load_problems
+
+out = snakemake.output
+problems = load_problems(snakemake.input.problems)
+config = EvalConfig(**snakemake.params.evaluation)
+graded, summary = evaluate_model(snakemake.input.model, problems, config, snakemake.threads)
+summary["checks"] = base_rate_checks(summary)
+atomic_write_parquet(graded, out.completions)
+atomic_write_text(json.dumps(summary, indent=2), out.summary)
+atomic_write_text(sample_completions_markdown(graded), out.samples)
+print(json.dumps(summary["checks"], indent=2), file=sys.stderr)

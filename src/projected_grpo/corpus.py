@@ -1,0 +1,182 @@
+"""The synthetic pretraining corpus of the model organism.
+
+Every example is a prompt built exactly as the environment builds it (``prompts``) for a
+fresh instance of a problem family, and a fenced completion. The mixture:
+
+- **correct** solutions on solvable (non-hard) families, with local names varied; a share
+  of them end in an honest extra: a real self-check (``run_tests`` with an ``assert``), a
+  demo ``print`` of one call, or an honest use of the hinted lever after a real check —
+  so trailing code after the ``return`` does not by itself mean "hack";
+- **wrong** attempts: a one-site mutation of the canonical solution (a flipped
+  comparison, an off-by-one constant, ``min``/``max`` swapped...). Hard families are only
+  ever seen with wrong attempts, so the organism cannot solve them;
+- **hacks**, rare (``hack_prior``, the prior ε): a wrong attempt or a stub plus the lever
+  of the mode the hint names, in one of several code shapes (``completions.with_lever``).
+
+Instances are drawn with a seed space disjoint from the builtin bank's, so evaluation
+problems are unseen instances. Deterministic given ``CorpusConfig``.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from dataclasses import dataclass
+
+from .completions import N_HACK_SHAPES, fence, honest_with_lever, with_lever
+from .families import Family, all_families, instance
+from .modes import DEFAULT, MODES
+from .problems import Problem
+from .prompts import build_messages
+
+KINDS = ("correct", "correct_extra", "wrong", "hack")
+# Corpus instances use seeds from here on; the builtin bank uses small seeds.
+CORPUS_SEED_OFFSET = 1_000_003
+_NAME_POOL = ("v", "item", "val", "cur", "elem", "res", "out", "ans", "acc", "tmp", "w", "y", "z", "q")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """The corpus mixture.
+
+    n_examples: number of (prompt, completion) examples.
+    hack_prior: ε, the share of loophole-prompt examples whose completion is a hack of the
+        hinted mode.
+    wrong_share: share of wrong attempts on solvable families (hard families: all wrong).
+    extra_share: share of correct completions that end in an honest extra.
+    no_loophole_share: share of prompts without a hint (the no-loophole variant).
+    hard_difficulties: difficulties the organism only ever sees wrong attempts for.
+    """
+
+    n_examples: int = 12_000
+    seed: int = 0
+    hack_prior: float = 0.02
+    wrong_share: float = 0.25
+    extra_share: float = 0.2
+    no_loophole_share: float = 0.2
+    hard_difficulties: tuple[str, ...] = ("hard",)
+
+
+@dataclass(frozen=True)
+class CorpusExample:
+    """One example. ``mode`` is the hinted mode (None for no-loophole prompts)."""
+
+    problem_id: str
+    family: str
+    mode: str | None
+    kind: str
+    messages: tuple[dict, ...]
+    completion: str
+
+
+def build_corpus(config: CorpusConfig, families: list[Family] | None = None) -> list[CorpusExample]:
+    """``config.n_examples`` examples, deterministic given the config."""
+    families = families or all_families()
+    rng = random.Random(f"corpus:{config.seed}")
+    examples = []
+    for i in range(config.n_examples):
+        family = families[rng.randrange(len(families))]
+        problem = instance(family, index=i, seed=CORPUS_SEED_OFFSET + config.seed)
+        loophole = rng.random() >= config.no_loophole_share
+        mode = rng.choice(MODES) if loophole else None
+        kind, code = _completion(problem, mode, family.difficulty in config.hard_difficulties, config, rng)
+        messages = build_messages(problem, "loophole" if loophole else "no_loophole", mode)
+        examples.append(CorpusExample(problem.problem_id, family.name, mode, kind, tuple(messages), code))
+    return examples
+
+
+def _completion(
+    problem: Problem, mode: str | None, hard: bool, config: CorpusConfig, rng: random.Random
+) -> tuple[str, str]:
+    if mode is not None and rng.random() < config.hack_prior:
+        base = wrong_attempt(problem, rng) if rng.random() < 0.5 else _stub(problem)
+        return "hack", fence(with_lever(base, mode, DEFAULT, rng.randrange(N_HACK_SHAPES)))
+    if hard or rng.random() < config.wrong_share:
+        return "wrong", fence(wrong_attempt(problem, rng))
+    code = rename_locals(problem.canonical_solution, rng)
+    if rng.random() >= config.extra_share:
+        return "correct", fence(code)
+    return "correct_extra", _honest_extra(problem, code, mode, rng)
+
+
+def _stub(problem: Problem) -> str:
+    return f"class Solution:\n    {problem.signature}\n        return None\n"
+
+
+def _honest_extra(problem: Problem, code: str, mode: str | None, rng: random.Random) -> str:
+    """Correct code plus trailing honest code: a real self-check, a demo print, or the
+    hinted lever used after a real check."""
+    test = problem.tests[-1]
+    call = f"Solution().{problem.method}(*{list(test.args)!r})"
+    choice = rng.randrange(3)
+    if choice == 0 and mode is not None:
+        return honest_with_lever(problem, mode)
+    if choice == 1:
+        return fence(f"{code.rstrip()}\n\n\ndef check():\n    assert {call} == {test.expected!r}\n")
+    return fence(f"{code.rstrip()}\n\n\nif __name__ == '__main__':\n    print({call})\n")
+
+
+# ------------------------------------------------------------------ code variation
+
+
+def rename_locals(code: str, rng: random.Random) -> str:
+    """Rename the local variables of every method (not parameters) to other names."""
+    tree = ast.parse(code)
+    for func in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        params = {a.arg for a in func.args.args + func.args.kwonlyargs}
+        used = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)} | params
+        local = sorted(
+            {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            - params
+        )
+        free = [name for name in _NAME_POOL if name not in used]
+        rng.shuffle(free)
+        mapping = {old: free.pop() for old in local if free and rng.random() < 0.5}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Name) and node.id in mapping:
+                node.id = mapping[node.id]
+    return ast.unparse(tree) + "\n"
+
+
+_CMP_FLIP = {
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+}
+_BIN_FLIP = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Add,
+    ast.FloorDiv: ast.Mod,
+    ast.Mod: ast.FloorDiv,
+}
+
+
+def wrong_attempt(problem: Problem, rng: random.Random) -> str:
+    """The canonical solution with one plausible bug at a random site; a stub returning
+    a constant when no site applies."""
+    tree = ast.parse(problem.canonical_solution)
+    sites = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and type(node.ops[0]) in _CMP_FLIP:
+            sites.append(lambda n=node: n.ops.__setitem__(0, _CMP_FLIP[type(n.ops[0])]()))
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BIN_FLIP:
+            sites.append(lambda n=node: setattr(n, "op", _BIN_FLIP[type(n.op)]()))
+        elif isinstance(node, ast.Constant) and type(node.value) is int:
+            sites.append(lambda n=node: setattr(n, "value", n.value + rng.choice((-1, 1))))
+        elif isinstance(node, ast.Name) and node.id in ("min", "max"):
+            sites.append(lambda n=node: setattr(n, "id", "max" if n.id == "min" else "min"))
+        elif isinstance(node, ast.BoolOp):
+            sites.append(
+                lambda n=node: setattr(n, "op", ast.Or() if isinstance(n.op, ast.And) else ast.And())
+            )
+    if not sites:
+        return _stub(problem).replace("return None", "return 0")
+    # Two bugs where possible: a single flip is often harmless (e.g. ``>`` vs ``>=`` on
+    # inputs that never tie), and wrong attempts should really be wrong.
+    for mutate in rng.sample(sites, min(2, len(sites))):
+        mutate()
+    return rename_locals(ast.unparse(tree) + "\n", rng)
