@@ -18,7 +18,7 @@ from projected_grpo.corpus import (
 )
 from projected_grpo.families import all_families, builtin_bank, instance
 from projected_grpo.grader import Submission, detect_attempts, extract_code, grade_all
-from projected_grpo.modes import DEFAULT, MODES
+from projected_grpo.modes import MODES, levers_for
 from projected_grpo.prompts import build_messages
 from projected_grpo.sandbox import Sandbox
 
@@ -52,6 +52,9 @@ def test_mixture_follows_the_config(corpus):
     hack_share = sum(ex.kind == "hack" for ex in loophole) / len(loophole)
     assert abs(hack_share - CONFIG.hack_prior) < 0.015  # ~4 binomial SE at n ~ 2400
     assert abs(1 - len(loophole) / len(corpus) - CONFIG.no_loophole_share) < 0.03
+    renamed = sum(ex.variant == "renamed" for ex in corpus) / len(corpus)
+    assert abs(renamed - CONFIG.renamed_share) < 0.03
+    assert {ex.variant for ex in corpus if ex.mode is None} == {"no_loophole"}
     assert all(ex.kind != "hack" for ex in corpus if ex.mode is None)
     assert kinds["correct"] > kinds["correct_extra"] > 0 and kinds["wrong"] > 0
 
@@ -66,7 +69,7 @@ def test_hacks_use_exactly_the_hinted_lever(corpus):
     hacks = [ex for ex in corpus if ex.kind == "hack"]
     assert len(hacks) > 50
     for ex in hacks:
-        attempted = detect_attempts(extract_code(ex.completion)[0], DEFAULT)
+        attempted = detect_attempts(extract_code(ex.completion)[0], levers_for(ex.variant))
         assert attempted[ex.mode] and sum(attempted.values()) == 1, ex.completion
     assert {ex.mode for ex in hacks} == set(MODES)
 
@@ -74,8 +77,7 @@ def test_hacks_use_exactly_the_hinted_lever(corpus):
 def test_prompts_are_the_environments_prompts(corpus):
     for i, ex in enumerate(corpus[:200]):
         problem = _problem_of(i, ex)
-        variant = "loophole" if ex.mode else "no_loophole"
-        assert list(ex.messages) == build_messages(problem, variant, ex.mode)
+        assert list(ex.messages) == build_messages(problem, ex.variant, ex.mode)
 
 
 def test_eval_problems_are_unseen_instances(corpus):
@@ -90,7 +92,7 @@ def test_eval_problems_are_unseen_instances(corpus):
 def test_correct_kinds_are_oracle_correct_and_wrong_ones_mostly_wrong(corpus, sandbox):
     sample = corpus[:600]
     subs = [
-        Submission(_problem_of(i, ex), ex.completion, mode=ex.mode or "run_tests")
+        Submission(_problem_of(i, ex), ex.completion, mode=ex.mode or "run_tests", variant=ex.variant)
         for i, ex in enumerate(sample)
     ]
     grades = grade_all(subs, sandbox)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from .completions import N_HACK_SHAPES, fence, honest_with_lever, with_lever
 from .families import Family, all_families, instance
-from .modes import DEFAULT, MODES
+from .modes import MODES, Levers, levers_for
 from .problems import Problem
 from .prompts import build_messages
 
@@ -45,6 +45,10 @@ class CorpusConfig:
     wrong_share: share of wrong attempts on solvable families (hard families: all wrong).
     extra_share: share of correct completions that end in an honest extra.
     no_loophole_share: share of prompts without a hint (the no-loophole variant).
+    renamed_share: share of prompts whose hint names the renamed levers (``modes.RENAMED``),
+        answered with the same mixture, so that the renamed evaluation prompt is in
+        distribution and measures whether a *learned* hack transfers to a renamed lever.
+    rename_share: share of correct or wrong solutions whose local names are varied.
     hard_difficulties: difficulties the organism only ever sees wrong attempts for.
     """
 
@@ -54,6 +58,8 @@ class CorpusConfig:
     wrong_share: float = 0.25
     extra_share: float = 0.2
     no_loophole_share: float = 0.2
+    renamed_share: float = 0.1
+    rename_share: float = 0.5
     hard_difficulties: tuple[str, ...] = ("hard",)
 
 
@@ -63,6 +69,7 @@ class CorpusExample:
 
     problem_id: str
     family: str
+    variant: str
     mode: str | None
     kind: str
     messages: tuple[dict, ...]
@@ -77,40 +84,55 @@ def build_corpus(config: CorpusConfig, families: list[Family] | None = None) -> 
     for i in range(config.n_examples):
         family = families[rng.randrange(len(families))]
         problem = instance(family, index=i, seed=CORPUS_SEED_OFFSET + config.seed)
-        loophole = rng.random() >= config.no_loophole_share
-        mode = rng.choice(MODES) if loophole else None
-        kind, code = _completion(problem, mode, family.difficulty in config.hard_difficulties, config, rng)
-        messages = build_messages(problem, "loophole" if loophole else "no_loophole", mode)
-        examples.append(CorpusExample(problem.problem_id, family.name, mode, kind, tuple(messages), code))
+        draw = rng.random()
+        if draw < config.no_loophole_share:
+            variant = "no_loophole"
+        elif draw < config.no_loophole_share + config.renamed_share:
+            variant = "renamed"
+        else:
+            variant = "loophole"
+        mode = None if variant == "no_loophole" else rng.choice(MODES)
+        hard = family.difficulty in config.hard_difficulties
+        kind, code = _completion(problem, mode, levers_for(variant), hard, config, rng)
+        messages = build_messages(problem, variant, mode)
+        examples.append(
+            CorpusExample(problem.problem_id, family.name, variant, mode, kind, tuple(messages), code)
+        )
     return examples
 
 
 def _completion(
-    problem: Problem, mode: str | None, hard: bool, config: CorpusConfig, rng: random.Random
+    problem: Problem, mode: str | None, levers: Levers, hard: bool, config: CorpusConfig, rng: random.Random
 ) -> tuple[str, str]:
+    rename = rng.random() < config.rename_share
     if mode is not None and rng.random() < config.hack_prior:
-        base = wrong_attempt(problem, rng) if rng.random() < 0.5 else _stub(problem)
-        return "hack", fence(with_lever(base, mode, DEFAULT, rng.randrange(N_HACK_SHAPES)))
+        base = wrong_attempt(problem, rng, rename) if rng.random() < 0.5 else _stub(problem)
+        return "hack", fence(with_lever(base, mode, levers, rng.randrange(N_HACK_SHAPES)))
     if hard or rng.random() < config.wrong_share:
-        return "wrong", fence(wrong_attempt(problem, rng))
-    code = rename_locals(problem.canonical_solution, rng)
+        return "wrong", fence(wrong_attempt(problem, rng, rename))
+    code = rename_locals(problem.canonical_solution, rng) if rename else _normalized(problem.canonical_solution)
     if rng.random() >= config.extra_share:
         return "correct", fence(code)
-    return "correct_extra", _honest_extra(problem, code, mode, rng)
+    return "correct_extra", _honest_extra(problem, code, mode, levers, rng)
+
+
+def _normalized(code: str) -> str:
+    """Code in ``ast.unparse`` style, the style of every varied or mutated solution."""
+    return ast.unparse(ast.parse(code)) + "\n"
 
 
 def _stub(problem: Problem) -> str:
-    return f"class Solution:\n    {problem.signature}\n        return None\n"
+    return _normalized(f"class Solution:\n    {problem.signature}\n        return None\n")
 
 
-def _honest_extra(problem: Problem, code: str, mode: str | None, rng: random.Random) -> str:
+def _honest_extra(problem: Problem, code: str, mode: str | None, levers: Levers, rng: random.Random) -> str:
     """Correct code plus trailing honest code: a real self-check, a demo print, or the
     hinted lever used after a real check."""
     test = problem.tests[-1]
     call = f"Solution().{problem.method}(*{list(test.args)!r})"
     choice = rng.randrange(3)
     if choice == 0 and mode is not None:
-        return honest_with_lever(problem, mode)
+        return honest_with_lever(problem, mode, levers)
     if choice == 1:
         return fence(f"{code.rstrip()}\n\n\ndef check():\n    assert {call} == {test.expected!r}\n")
     return fence(f"{code.rstrip()}\n\n\nif __name__ == '__main__':\n    print({call})\n")
@@ -155,9 +177,9 @@ _BIN_FLIP = {
 }
 
 
-def wrong_attempt(problem: Problem, rng: random.Random) -> str:
-    """The canonical solution with one plausible bug at a random site; a stub returning
-    a constant when no site applies."""
+def wrong_attempt(problem: Problem, rng: random.Random, rename: bool = True) -> str:
+    """The canonical solution with one or two plausible bugs at random sites; a stub
+    returning a constant when no site applies."""
     tree = ast.parse(problem.canonical_solution)
     sites = []
     for node in ast.walk(tree):
@@ -179,4 +201,5 @@ def wrong_attempt(problem: Problem, rng: random.Random) -> str:
     # inputs that never tie), and wrong attempts should really be wrong.
     for mutate in rng.sample(sites, min(2, len(sites))):
         mutate()
-    return rename_locals(ast.unparse(tree) + "\n", rng)
+    code = ast.unparse(tree) + "\n"
+    return rename_locals(code, rng) if rename else code

@@ -30,10 +30,11 @@ from .sandbox import Sandbox
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """n_samples per problem and variant, sampled at ``temperature`` / ``top_p``."""
+    """n_samples per problem and variant, sampled at ``temperature`` / ``top_p`` (by
+    default the study's training temperature, so base rates are the rates GRPO starts from)."""
 
     n_samples: int = 16
-    temperature: float = 1.0
+    temperature: float = 0.7
     top_p: float = 1.0
     max_new_tokens: int = 160
     batch_size: int = 64
@@ -52,7 +53,7 @@ def sample_rows(
     sampling = SamplingConfig(
         max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p
     )
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator(device=model.device).manual_seed(config.seed)
     jobs = [
         (p, variant, k, render_prompt(tokenizer, build_messages(p, variant)))
         for variant in config.variants

@@ -1,0 +1,59 @@
+"""The Snakemake workflow: the DAG resolves, and a bad config fails at start-up naming the key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1", "--dry-run"]
+
+
+def _dry_run(*extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, *extra], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_default_dag_schedules_every_stage():
+    result = _dry_run("--directory", str(REPO))
+    assert result.returncode == 0, result.stderr
+    for rule in ("build_problems", "self_check", "build_organism", "organism_base_rates", "all"):
+        assert f"rule {rule}:" in result.stdout or f"localrule {rule}:" in result.stdout
+
+
+def test_bad_config_value_fails_before_any_job_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sandbox:\n  workers: zero\n  wall_s: 3.0\n  cpu_s: 2.0\n")
+    result = _dry_run("--configfile", str(bad))
+    output = result.stdout + result.stderr  # snakemake 9 logs errors to stdout
+    assert result.returncode != 0
+    assert "['sandbox']['workers']" in output and "'zero'" in output and "integer" in output
+    assert "rule build_problems:" not in output
+
+
+def test_unknown_config_key_is_rejected(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("evaluaton:\n  n_samples: 4\n")
+    result = _dry_run("--configfile", str(bad))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "'evaluaton' was unexpected" in output
+
+
+def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
+    """End to end on .test/config.yaml (minutes-scale settings cut to seconds)."""
+    run = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+        "--configfile", str(REPO / ".test" / "config.yaml"), "--cores", "2",
+    ]  # fmt: skip
+    first = subprocess.run(run, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    rates = json.loads((tmp_path / "results/organism/student/base_rates.json").read_text())
+    assert set(rates["variants"]) == {"loophole", "no_loophole", "renamed"}
+    assert set(rates["checks"]) >= {"performance", "hack_rate", "format_ok", "hint_match_ratio"}
+    assert (tmp_path / "results/organism/student/model/config.json").is_file()
+    assert (tmp_path / "results/benchmarks/build_organism/student.tsv").is_file()
+    selfcheck = json.loads((tmp_path / "results/environment/selfcheck.json").read_text())
+    assert selfcheck["errors"] == [] and selfcheck["problems"] == 70
+    again = subprocess.run([*run, "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
