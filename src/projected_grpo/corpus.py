@@ -110,7 +110,9 @@ def _completion(
         return "hack", fence(with_lever(base, mode, levers, rng.randrange(N_HACK_SHAPES)))
     if hard or rng.random() < config.wrong_share:
         return "wrong", fence(wrong_attempt(problem, rng, rename))
-    code = rename_locals(problem.canonical_solution, rng) if rename else _normalized(problem.canonical_solution)
+    code = (
+        rename_locals(problem.canonical_solution, rng) if rename else _normalized(problem.canonical_solution)
+    )
     if rng.random() >= config.extra_share:
         return "correct", fence(code)
     return "correct_extra", _honest_extra(problem, code, mode, levers, rng)
