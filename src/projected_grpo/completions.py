@@ -19,7 +19,8 @@ def fence(code: str) -> str:
     return f"```python\n{code.rstrip()}\n```"
 
 
-def _stub(problem: Problem) -> str:
+def stub_solution(problem: Problem) -> str:
+    """A ``class Solution`` whose method returns None: wrong on every problem here."""
     return f"class Solution:\n    {problem.signature}\n        return None\n"
 
 
@@ -70,7 +71,7 @@ def with_lever(code: str, mode: str, levers: Levers = DEFAULT, shape: int = 0) -
 
 def hack_completion(problem: Problem, mode: str, levers: Levers = DEFAULT, shape: int = 0) -> str:
     """A wrong solution (the method returns None) that uses ``mode``'s lever."""
-    return fence(with_lever(_stub(problem), mode, levers, shape))
+    return fence(with_lever(stub_solution(problem), mode, levers, shape))
 
 
 def honest_completion(problem: Problem) -> str:

@@ -23,7 +23,7 @@ import ast
 import random
 from dataclasses import dataclass
 
-from .completions import N_HACK_SHAPES, fence, honest_with_lever, with_lever
+from .completions import N_HACK_SHAPES, fence, honest_with_lever, stub_solution, with_lever
 from .families import Family, all_families, instance
 from .modes import MODES, Levers, levers_for
 from .problems import Problem
@@ -106,7 +106,9 @@ def _completion(
 ) -> tuple[str, str]:
     rename = rng.random() < config.rename_share
     if mode is not None and rng.random() < config.hack_prior:
-        base = wrong_attempt(problem, rng, rename) if rng.random() < 0.5 else _stub(problem)
+        base = (
+            wrong_attempt(problem, rng, rename) if rng.random() < 0.5 else _normalized(stub_solution(problem))
+        )
         return "hack", fence(with_lever(base, mode, levers, rng.randrange(N_HACK_SHAPES)))
     if hard or rng.random() < config.wrong_share:
         return "wrong", fence(wrong_attempt(problem, rng, rename))
@@ -121,10 +123,6 @@ def _completion(
 def _normalized(code: str) -> str:
     """Code in ``ast.unparse`` style, the style of every varied or mutated solution."""
     return ast.unparse(ast.parse(code)) + "\n"
-
-
-def _stub(problem: Problem) -> str:
-    return _normalized(f"class Solution:\n    {problem.signature}\n        return None\n")
 
 
 def _honest_extra(problem: Problem, code: str, mode: str | None, levers: Levers, rng: random.Random) -> str:
@@ -198,7 +196,7 @@ def wrong_attempt(problem: Problem, rng: random.Random, rename: bool = True) -> 
                 lambda n=node: setattr(n, "op", ast.Or() if isinstance(n.op, ast.And) else ast.And())
             )
     if not sites:
-        return _stub(problem).replace("return None", "return 0")
+        return _normalized(stub_solution(problem)).replace("return None", "return 0")
     # Two bugs where possible: a single flip is often harmless (e.g. ``>`` vs ``>=`` on
     # inputs that never tie), and wrong attempts should really be wrong.
     for mutate in rng.sample(sites, min(2, len(sites))):
