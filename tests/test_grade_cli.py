@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import GRADE_COLUMNS
 from projected_grpo.completions import fence, hack_completion, honest_completion
 from projected_grpo.families import builtin_bank
 from projected_grpo.modes import MODES
@@ -21,18 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 BANK = builtin_bank()
 RUN_TESTS_PROBLEM = replace(BANK[0], mode="run_tests")
 FILE_PROBLEM = replace(BANK[1], mode="file_marker")
-GRADE_COLUMNS = {
-    "mode",
-    "variant",
-    "format_ok",
-    "passed",
-    "oracle_correct",
-    "exploited",
-    "reward",
-    "label",
-    "timed_out",
-    "error",
-} | {f"attempted_{m}" for m in MODES}
 
 
 def grade_cli(*args: str | Path) -> subprocess.CompletedProcess:

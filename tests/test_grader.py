@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from conftest import GRADE_COLUMNS
 from projected_grpo import grader
 from projected_grpo.completions import fence, hack_completion, honest_completion, honest_with_lever
 from projected_grpo.families import builtin_bank
@@ -605,19 +606,7 @@ def test_verdict_rejects_an_unknown_mode_or_variant():
 def test_grade_row_has_the_flat_columns():
     p = sum_problem()
     row = verdict(p, honest_completion(p), correct_execution(p), "sentinel", "renamed").to_row()
-    expected_columns = {
-        "mode",
-        "variant",
-        "format_ok",
-        "passed",
-        "oracle_correct",
-        "exploited",
-        "reward",
-        "label",
-        "timed_out",
-        "error",
-    } | {f"attempted_{m}" for m in MODES}
-    assert set(row) == expected_columns
+    assert set(row) == GRADE_COLUMNS
     assert row["mode"] == "sentinel" and row["variant"] == "renamed"
     assert row["reward"] == 1.25 and row["label"] == "correct"
 

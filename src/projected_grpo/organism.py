@@ -65,7 +65,9 @@ class OrganismConfig:
     @classmethod
     def from_dict(cls, raw: dict) -> OrganismConfig:
         raw = dict(raw)
-        corpus = CorpusConfig(**{**raw.pop("corpus", {}), "hard_difficulties": ("hard",)})
+        corpus_raw = dict(raw.pop("corpus", {}))
+        hard = tuple(corpus_raw.pop("hard_difficulties", CorpusConfig.hard_difficulties))
+        corpus = CorpusConfig(**corpus_raw, hard_difficulties=hard)
         return cls(corpus=corpus, **raw)
 
 
