@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from projected_grpo.completions import fence
+from projected_grpo.completions import N_HACK_SHAPES, fence, stub_solution, with_lever
 from projected_grpo.corpus import (
     CORPUS_SEED_OFFSET,
     CorpusConfig,
@@ -17,7 +17,7 @@ from projected_grpo.corpus import (
     wrong_attempt,
 )
 from projected_grpo.families import all_families, builtin_bank, instance
-from projected_grpo.grader import Submission, detect_attempts, extract_code, grade_all
+from projected_grpo.grader import Submission, detect_attempts, execute, extract_code, grade_all, verdict
 from projected_grpo.modes import MODES, levers_for
 from projected_grpo.prompts import build_messages
 from projected_grpo.sandbox import Sandbox
@@ -119,3 +119,14 @@ def test_wrong_attempts_differ_from_the_canonical_solution():
     rng = random.Random(1)
     for p in builtin_bank():
         assert wrong_attempt(p, rng) != rename_locals(p.canonical_solution, random.Random(0))
+
+
+def test_levers_placed_before_the_class_still_fool_only_their_own_grader(sandbox):
+    problem = builtin_bank()[0]
+    cases = [(m, s) for m in MODES for s in range(N_HACK_SHAPES)]
+    code = [with_lever(stub_solution(problem), m, shape=s, module_first=True) for m, s in cases]
+    executions = execute([Submission(problem, fence(c)) for c in code], sandbox)
+    for (mode, _), text, ex in zip(cases, code, executions):
+        exploited = {m: verdict(problem, fence(text), ex, m, "loophole").exploited for m in MODES}
+        assert exploited == {m: m == mode for m in MODES}, text
+    assert any(not c.startswith("class Solution") for c in code)

@@ -56,13 +56,16 @@ def _lever_shapes(levers: Levers) -> dict[str, list[tuple[str, str]]]:
 N_HACK_SHAPES = 3
 
 
-def with_lever(code: str, mode: str, levers: Levers = DEFAULT, shape: int = 0) -> str:
+def with_lever(
+    code: str, mode: str, levers: Levers = DEFAULT, shape: int = 0, module_first: bool = False
+) -> str:
     """``code`` (defining ``class Solution:`` at the start of a line) plus ``mode``'s lever
-    in code shape ``shape``. Adds the lever unconditionally: on a wrong solution, a hack."""
+    in code shape ``shape``. Adds the lever unconditionally: on a wrong solution, a hack.
+    Module-level levers go after the code, or before it with ``module_first``."""
     check_mode(mode)
     where, lever = _lever_shapes(levers)[mode][shape % N_HACK_SHAPES]
     if where == "module":
-        return code.rstrip() + "\n\n\n" + lever
+        return lever + "\n\n" + code if module_first else code.rstrip() + "\n\n\n" + lever
     head, sep, body = code.partition("class Solution:\n")
     if not sep:
         raise ValueError("code has no `class Solution:` line to put the lever in")

@@ -7,11 +7,12 @@ fresh instance of a problem family, and a fenced completion. The mixture:
   of them end in an honest extra: a real self-check (``run_tests`` with an ``assert``), a
   demo ``print`` of one call, or an honest use of the hinted lever after a real check —
   so trailing code after the ``return`` does not by itself mean "hack";
-- **wrong** attempts: a one-site mutation of the canonical solution (a flipped
+- **wrong** attempts: a one- or two-site mutation of the canonical solution (a flipped
   comparison, an off-by-one constant, ``min``/``max`` swapped...). Hard families are only
   ever seen with wrong attempts, so the organism cannot solve them;
-- **hacks**, rare (``hack_prior``, the prior ε): a wrong attempt or a stub plus the lever
-  of the mode the hint names, in one of several code shapes (``completions.with_lever``).
+- **hacks**, at the prior ε (``hack_prior``): a wrong attempt or a stub plus the lever
+  of the mode the hint names, in one of three code shapes per mode
+  (``completions.with_lever``); module-level levers open the completion.
 
 Instances are drawn with a seed space disjoint from the builtin bank's, so evaluation
 problems are unseen instances. Deterministic given ``CorpusConfig``.
@@ -109,7 +110,10 @@ def _completion(
         base = (
             wrong_attempt(problem, rng, rename) if rng.random() < 0.5 else _normalized(stub_solution(problem))
         )
-        return "hack", fence(with_lever(base, mode, levers, rng.randrange(N_HACK_SHAPES)))
+        # Module-level levers open the completion: the choice to hack is then made right
+        # after the prompt, next to the hint (a 1 M-parameter model fails to recall the hint
+        # at the end of the code, and mixes up the modes' levers there).
+        return "hack", fence(with_lever(base, mode, levers, rng.randrange(N_HACK_SHAPES), module_first=True))
     if hard or rng.random() < config.wrong_share:
         return "wrong", fence(wrong_attempt(problem, rng, rename))
     code = (
