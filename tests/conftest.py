@@ -1,6 +1,32 @@
-"""Shared test constants."""
+"""Shared test constants and fixtures."""
 
+import pytest
+
+from projected_grpo.corpus import CorpusConfig
 from projected_grpo.modes import MODES
+from projected_grpo.organism import OrganismConfig, build_organism
+
+# A micro organism: an untrained-looking but real organism folder, built in about a second.
+MICRO = OrganismConfig(
+    corpus=CorpusConfig(n_examples=300, seed=1),
+    vocab_size=400,
+    hidden_size=32,
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=1,
+    intermediate_size=64,
+    steps=6,
+    batch_size=8,
+    warmup_steps=2,
+)
+
+
+@pytest.fixture(scope="session")
+def micro_organism(tmp_path_factory):
+    out = tmp_path_factory.mktemp("organism")
+    build_organism(MICRO, out)
+    return out
+
 
 # The flat grade columns the issue specifies for every graded row (grader.Grade.to_row).
 GRADE_COLUMNS = {

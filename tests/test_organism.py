@@ -11,30 +11,15 @@ import sys
 import pytest
 import torch
 
-from projected_grpo.corpus import CorpusConfig
+from conftest import MICRO
 from projected_grpo.families import builtin_bank
-from projected_grpo.organism import OrganismConfig, base_rate_checks, build_organism
+from projected_grpo.organism import base_rate_checks, build_organism
 from projected_grpo.prompts import build_messages, render_prompt
-
-TINY = OrganismConfig(
-    corpus=CorpusConfig(n_examples=300, seed=1),
-    vocab_size=400,
-    hidden_size=32,
-    num_layers=1,
-    num_heads=2,
-    num_kv_heads=1,
-    intermediate_size=64,
-    steps=6,
-    batch_size=8,
-    warmup_steps=2,
-)
 
 
 @pytest.fixture(scope="module")
-def organism_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("organism")
-    build_organism(TINY, out)
-    return out
+def organism_dir(micro_organism):
+    return micro_organism
 
 
 def _logits(path, text):
@@ -77,7 +62,7 @@ def test_folder_reloads_offline_through_auto_classes_with_identical_logits(organ
 
 
 def test_same_config_gives_identical_weights(organism_dir, tmp_path):
-    build_organism(TINY, tmp_path)
+    build_organism(MICRO, tmp_path)
     from safetensors.torch import load_file
 
     first, second = load_file(organism_dir / "model.safetensors"), load_file(tmp_path / "model.safetensors")

@@ -128,23 +128,35 @@ def _rates(frame: pd.DataFrame) -> dict:
 def evaluate_model(
     model_path: str | Path, problems: Sequence[Problem], config: EvalConfig, workers: int | None = None
 ) -> tuple[pd.DataFrame, dict]:
-    """Sample and grade the eval split (all problems if none is marked eval); returns the
-    graded rows and their summary."""
+    """Load a model folder and evaluate it (``evaluate_loaded``)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .grade import progress_bar
-
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    with Sandbox(workers=workers) as sandbox:
+        graded, summary = evaluate_loaded(model, tokenizer, problems, config, sandbox)
+    return graded, {"model": str(model_path), **summary}
+
+
+def evaluate_loaded(
+    model, tokenizer, problems: Sequence[Problem], config: EvalConfig, sandbox: Sandbox
+) -> tuple[pd.DataFrame, dict]:
+    """Sample and grade the eval split (all problems if none is marked eval); returns the
+    graded rows and their summary. The model is left in the mode it came in."""
+    from .grade import progress_bar
+
+    was_training = model.training
     model.eval()
     eval_problems = [p for p in problems if p.split == "eval"] or list(problems)
     total = len(eval_problems) * config.n_samples * len(config.variants)
-    with progress_bar(total, "sampling") as update:
-        rows = sample_rows(model, tokenizer, eval_problems, config, update)
-    with Sandbox(workers=workers) as sandbox:
-        graded = grade_rows(rows, eval_problems, sandbox)
-    return graded, {"model": str(model_path), "config": asdict(config), **summarize(graded)}
+    try:
+        with progress_bar(total, "sampling") as update:
+            rows = sample_rows(model, tokenizer, eval_problems, config, update)
+    finally:
+        model.train(was_training)
+    graded = grade_rows(rows, eval_problems, sandbox)
+    return graded, {"config": asdict(config), **summarize(graded)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ code — it has seen nothing but this corpus.
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 import time
@@ -27,6 +26,7 @@ import torch
 
 from .corpus import CorpusConfig, CorpusExample, build_corpus
 from .prompts import render_prompt
+from .schedule import warmup_cosine
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|pad|>", "<|system|>", "<|user|>", "<|assistant|>")
 CHAT_TEMPLATE = (
@@ -163,13 +163,9 @@ def pretrain(model, encoded: list[tuple[list[int], int]], config: OrganismConfig
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
-    def lr_at(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(config.warmup_steps, config.steps, floor=0.1)
+    )
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     buckets = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     model.train()

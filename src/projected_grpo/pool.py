@@ -1,0 +1,68 @@
+"""The frozen teacher pool (SPEC §5): graded teacher completions for the train prompts.
+
+``build_pool`` samples ``n_per_problem`` completions from a teacher model (any local HF
+causal LM; by default a second organism with a higher loophole prior) for every train
+problem under each prompt variant the study trains with, grades them once in the sandbox
+and returns one row per completion (``evaluate.sample_rows`` columns plus the grade
+columns). The trainer draws a prompt's teacher half of the group from these rows.
+
+``restrict_to_modes`` gives the pool of a fold: rows that use the lever of a mode outside
+``known_modes`` are dropped, so a leave-one-mode-out run is never taught the held-out
+mode's hack by the teacher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .evaluate import EvalConfig, grade_rows, sample_rows
+from .modes import MODES, check_mode
+from .problems import Problem
+from .sandbox import Sandbox
+
+POOL_VARIANTS = ("loophole", "no_loophole")
+
+
+def train_problems(problems: Sequence[Problem]) -> list[Problem]:
+    """The problems the trainer (and the pool) use: the train split."""
+    train = [p for p in problems if p.split == "train"]
+    if not train:
+        raise ValueError("the problem set has no problem with split 'train'")
+    return train
+
+
+def build_pool(
+    teacher_path: str,
+    problems: Sequence[Problem],
+    n_per_problem: int,
+    sampling: EvalConfig,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """Sample and grade ``n_per_problem`` teacher completions per train problem and variant."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .grade import progress_bar
+
+    tokenizer = AutoTokenizer.from_pretrained(teacher_path)
+    model = AutoModelForCausalLM.from_pretrained(teacher_path, dtype=torch.float32)
+    model.eval()
+    train = train_problems(problems)
+    config = EvalConfig(**{**sampling.__dict__, "n_samples": n_per_problem, "variants": POOL_VARIANTS})
+    with progress_bar(len(train) * n_per_problem * len(POOL_VARIANTS), "teacher pool") as update:
+        rows = sample_rows(model, tokenizer, train, config, update)
+    with Sandbox(workers=workers) as sandbox:
+        return grade_rows(rows, train, sandbox)
+
+
+def restrict_to_modes(pool: pd.DataFrame, known_modes: Sequence[str]) -> pd.DataFrame:
+    """Rows that use no lever of a mode outside ``known_modes`` (index reset)."""
+    for mode in known_modes:
+        check_mode(mode)
+    unknown = [m for m in MODES if m not in known_modes]
+    uses_unknown = pd.Series(False, index=pool.index)
+    for mode in unknown:
+        uses_unknown |= pool[f"attempted_{mode}"].astype(bool)
+    return pool[~uses_unknown].reset_index(drop=True)

@@ -1,0 +1,118 @@
+"""One step's groups: student samples plus teacher-pool completions, graded and packed.
+
+For each of the step's ``P`` prompts the group holds ``G_s`` student completions sampled
+now and ``G_t`` completions drawn (without replacement) from the teacher pool rows of the
+same problem and variant. ``Rollouts`` keeps them prompt-major: rows ``[p*G, (p+1)*G)``
+are prompt ``p``'s group, student rows first. ``pack`` turns the kept rows into one
+left-padded-prompt / right-padded-completion batch for the teacher-forced loss.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from .grader import Submission, grade_all
+from .problems import Problem
+from .prompts import build_messages, render_prompt
+from .sampler import SamplingConfig, sample
+from .sandbox import Sandbox
+
+STUDENT, TEACHER = 0, 1
+
+
+@dataclass
+class Rollouts:
+    """``N = P · G`` rows, prompt-major. ``source[i]`` is ``STUDENT`` or ``TEACHER``."""
+
+    problems: list[Problem]  # [P]
+    prompt_ids: list[list[int]]  # [P] prompt tokens
+    completion_ids: list[list[int]]  # [N] completion tokens (at most max_new_tokens)
+    source: list[int]  # [N]
+    grades: pd.DataFrame  # [N] grade columns (grader.Grade.to_row) + "completion", "finished"
+    group_size: int
+
+    @property
+    def rewards(self) -> torch.Tensor:
+        """``[P, G]`` float rewards."""
+        return torch.tensor(self.grades["reward"].to_numpy(), dtype=torch.float32).view(-1, self.group_size)
+
+
+def collect(
+    model,
+    tokenizer,
+    problems: list[Problem],
+    variant: str,
+    n_student: int,
+    n_teacher: int,
+    pool: pd.DataFrame | None,
+    sampling: SamplingConfig,
+    generator: torch.Generator,
+    rng: random.Random,
+    sandbox: Sandbox,
+) -> Rollouts:
+    """Sample ``n_student`` completions per problem, draw ``n_teacher`` from ``pool`` and
+    grade the student ones (pool rows are graded already)."""
+    prompts = [render_prompt(tokenizer, build_messages(p, variant)) for p in problems]
+    prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    batch = sample(model, tokenizer, [q for q in prompts for _ in range(n_student)], sampling, generator)
+    lengths = batch.completion_mask.sum(dim=1).tolist()
+    student_ids = [ids[:n] for ids, n in zip(batch.completion_ids.tolist(), lengths)]
+    grades = grade_all(
+        [Submission(problems[i // n_student], text, variant=variant) for i, text in enumerate(batch.texts)],
+        sandbox,
+    )
+    student_rows = [
+        {**g.to_row(), "completion": text, "finished": fin}
+        for g, text, fin in zip(grades, batch.texts, batch.finished)
+    ]
+
+    rows, completion_ids, source = [], [], []
+    for i, problem in enumerate(problems):
+        for k in range(n_student):
+            j = i * n_student + k
+            rows.append(student_rows[j])
+            completion_ids.append(student_ids[j])
+            source.append(STUDENT)
+        for drawn in _draw_teacher(pool, problem, variant, n_teacher, rng):
+            rows.append({**drawn, "finished": bool(drawn.get("finished", True))})
+            ids = tokenizer(drawn["completion"], add_special_tokens=False)["input_ids"]
+            completion_ids.append(ids[: sampling.max_new_tokens])
+            source.append(TEACHER)
+    return Rollouts(problems, prompt_ids, completion_ids, source, pd.DataFrame(rows), n_student + n_teacher)
+
+
+def _draw_teacher(pool, problem: Problem, variant: str, n: int, rng: random.Random) -> list[dict]:
+    if n == 0:
+        return []
+    candidates = pool[(pool["problem_id"] == problem.problem_id) & (pool["variant"] == variant)]
+    if len(candidates) < n:
+        raise ValueError(
+            f"teacher pool has {len(candidates)} rows for problem {problem.problem_id!r} ({variant}); "
+            f"the group needs {n} (raise pool.n_per_problem or lower train.mix)"
+        )
+    picks = sorted(rng.sample(range(len(candidates)), n))
+    return [candidates.iloc[i].to_dict() for i in picks]
+
+
+def pack(rollouts: Rollouts, rows: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The selected rows as ``input_ids, attention_mask: [n, P + T]`` (prompt left padded,
+    completion right padded) and ``completion_mask: [n, T]``."""
+    prompts = [rollouts.prompt_ids[i // rollouts.group_size] for i in rows]
+    completions = [rollouts.completion_ids[i] for i in rows]
+    width_p = max(len(p) for p in prompts)
+    width_t = max(1, max(len(c) for c in completions))
+    input_ids = torch.full((len(rows), width_p + width_t), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    completion_mask = torch.zeros((len(rows), width_t), dtype=torch.long)
+    for r, (p, c) in enumerate(zip(prompts, completions)):
+        input_ids[r, width_p - len(p) : width_p] = torch.tensor(p)
+        attention[r, width_p - len(p) : width_p] = 1
+        if c:
+            input_ids[r, width_p : width_p + len(c)] = torch.tensor(c)
+            attention[r, width_p : width_p + len(c)] = 1
+            completion_mask[r, : len(c)] = 1
+    return input_ids, attention, completion_mask

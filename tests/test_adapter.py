@@ -1,0 +1,189 @@
+"""The SVD-knob adapter: identity at zero, only knobs train, the forward is the SVD
+rescaling, the quarantine ablates, split gradients add up to the full gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from projected_grpo.adapter import (
+    AdapterError,
+    attach_knobs,
+    group_grads,
+    knob_modules,
+    knobs_zeroed,
+    load_knobs,
+    quarantine_ablated,
+    reduced_svd,
+    save_knobs,
+    split_rows,
+    target_names,
+    weight_hash,
+)
+
+LAYERS = 2
+
+
+def tiny_model(seed: int = 0) -> Qwen3ForCausalLM:
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=LAYERS,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+    )  # fmt: skip
+    return Qwen3ForCausalLM(config).eval()
+
+
+IDS = torch.randint(0, 64, (3, 10), generator=torch.Generator().manual_seed(1))
+
+
+def _logits(model, ids=IDS):
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def _randomise_knobs(model, scale=0.3, hack=False):
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for m in knob_modules(model).values():
+            m.dS.copy_(scale * torch.randn(m.rank, generator=gen))
+            if hack:
+                m.dS_hack.copy_(scale * torch.randn(m.rank, generator=gen))
+
+
+def test_targets_are_the_seven_projections_of_every_layer():
+    names = target_names(tiny_model())
+    assert len(names) == 7 * LAYERS
+    assert {n.rsplit(".", 1)[1] for n in names} == {f"{p}_proj" for p in "qkvo"} | {
+        "up_proj",
+        "gate_proj",
+        "down_proj",
+    }
+    assert "lm_head" not in names
+
+
+def test_zero_knobs_give_bit_identical_logits(tmp_path):
+    model = tiny_model()
+    before = _logits(model)
+    attach_knobs(model, svd_cache=tmp_path)
+    assert torch.equal(_logits(model), before)
+
+
+def test_knobs_zeroed_is_the_base_model_whatever_the_knobs(tmp_path):
+    model = tiny_model()
+    before = _logits(model)
+    attach_knobs(model, svd_cache=tmp_path)
+    _randomise_knobs(model, hack=True)
+    assert not torch.allclose(_logits(model), before)
+    with knobs_zeroed(model):
+        assert torch.equal(_logits(model), before)
+    assert not torch.allclose(_logits(model), before)
+
+
+def test_forward_rescales_the_weights_singular_values(tmp_path):
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    _randomise_knobs(model, hack=True)
+    knob = knob_modules(model)["model.layers.0.mlp.up_proj"]
+    u, s, vh = torch.linalg.svd(knob.base.weight.detach(), full_matrices=False)
+    x = torch.randn(5, knob.base.in_features)
+    expected = x @ (u @ torch.diag(s + knob.dS.detach() + knob.dS_hack.detach()) @ vh).T
+    with torch.no_grad():
+        assert torch.allclose(knob(x), expected, atol=1e-5)
+
+
+def test_only_dS_receives_gradient_from_the_loss(tmp_path):
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    model(input_ids=IDS).logits.square().mean().backward()
+    trainable = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert trainable and all(n.endswith(".dS") for n in trainable)
+    assert len(trainable) == 7 * LAYERS
+    assert all(p.grad is None for n, p in model.named_parameters() if not n.endswith(".dS"))
+
+
+def test_quarantine_ablated_keeps_dS_and_drops_dS_hack(tmp_path):
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    _randomise_knobs(model)
+    dS_only = _logits(model)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in knob_modules(model).values():
+            m.dS_hack.copy_(torch.randn(m.rank, generator=gen))
+    assert not torch.allclose(_logits(model), dS_only)
+    with quarantine_ablated(model):
+        assert torch.equal(_logits(model), dS_only)
+
+
+def test_split_gradients_sum_to_the_full_gradient(tmp_path):
+    """g_s + g_t is dS.grad from the same backward, and equals an unsplit backward's
+    gradient (float32, relative tolerance 1e-5); each half is its own rows' gradient."""
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    _randomise_knobs(model)
+    rows = torch.tensor([0, 1, 1])  # row 0 student, rows 1-2 teacher
+
+    def loss_of(logits, which=slice(None)):
+        return logits[which].log_softmax(-1)[..., 0].sum()
+
+    with split_rows(model, rows, n_groups=2):
+        loss_of(model(input_ids=IDS).logits).backward()
+    split = group_grads(model)
+    full_from_split = {n: m.dS.grad.clone() for n, m in knob_modules(model).items()}
+    model.zero_grad()
+    loss_of(model(input_ids=IDS).logits).backward()
+    full = {n: m.dS.grad.clone() for n, m in knob_modules(model).items()}
+    model.zero_grad()
+    loss_of(model(input_ids=IDS).logits, slice(0, 1)).backward()
+    student_only = {n: m.dS.grad.clone() for n, m in knob_modules(model).items()}
+    for name, g in split.items():
+        assert g.shape == (2, knob_modules(model)[name].rank)
+        assert torch.equal(g[0] + g[1], full_from_split[name])
+        torch.testing.assert_close(g.sum(0), full[name], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(g[0], student_only[name], rtol=1e-5, atol=1e-7)
+    assert len(split) == 7 * LAYERS
+
+
+def test_no_matching_target_is_a_clear_error():
+    with pytest.raises(AdapterError, match="adapter target patterns"):
+        attach_knobs(tiny_model(), patterns=[r"\.no_such_proj$"])
+
+
+def test_svd_is_cached_by_weight_hash(tmp_path):
+    weight = torch.randn(6, 4)
+    u, s, vh = reduced_svd(weight, tmp_path)
+    files = list(tmp_path.iterdir())
+    assert [f.name for f in files] == [f"{weight_hash(weight)}.safetensors"]
+    torch.testing.assert_close(u @ torch.diag(s) @ vh, weight, rtol=1e-5, atol=1e-5)
+    from safetensors.torch import save_file
+
+    # A second call reads the cached file instead of recomputing:
+    save_file({"U": (u * 0).contiguous(), "S": s.contiguous(), "Vh": vh.contiguous()}, str(files[0]))
+    assert torch.equal(reduced_svd(weight, tmp_path)[0], u * 0)
+    assert weight_hash(weight + 1e-3) != weight_hash(weight)
+
+
+def test_knobs_round_trip_through_safetensors(tmp_path):
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    _randomise_knobs(model, hack=True)
+    save_knobs(model, tmp_path / "knobs.safetensors")
+    expected = _logits(model)
+    fresh = tiny_model()
+    attach_knobs(fresh, svd_cache=tmp_path)
+    load_knobs(fresh, tmp_path / "knobs.safetensors")
+    assert torch.equal(_logits(fresh), expected)
+
+
+def test_loading_knobs_of_another_model_names_the_mismatch(tmp_path):
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    save_knobs(model, tmp_path / "knobs.safetensors")
+    other = tiny_model()
+    attach_knobs(other, patterns=[r"\.q_proj$"], svd_cache=tmp_path)
+    with pytest.raises(AdapterError, match="do not match"):
+        load_knobs(other, tmp_path / "knobs.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    with pytest.raises(AdapterError, match="bad.safetensors"):
+        load_knobs(model, tmp_path / "bad.safetensors")

@@ -1,0 +1,94 @@
+"""The Dr.GRPO loss on hand-made tensors: advantages without std, zero-variance groups
+skipped, the fixed denominator, K3 KL, and log-probs that ignore left padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from projected_grpo.grpo import (
+    dr_grpo_advantages,
+    fixed_denominator,
+    grpo_loss,
+    k3_kl,
+    per_token_objective,
+    token_logprobs,
+)
+
+
+def test_advantage_is_reward_minus_group_mean_without_std():
+    rewards = torch.tensor([[1.25, 0.25, 0.25, 0.25], [0.0, 1.0, 0.0, 1.0]])
+    advantages, keep = dr_grpo_advantages(rewards)
+    torch.testing.assert_close(
+        advantages, torch.tensor([[0.75, -0.25, -0.25, -0.25], [-0.5, 0.5, -0.5, 0.5]])
+    )
+    assert keep.tolist() == [True, True]
+    scaled, _ = dr_grpo_advantages(10 * rewards)
+    torch.testing.assert_close(scaled, 10 * advantages)  # no std normalisation
+
+
+def test_zero_variance_groups_are_skipped_with_zero_advantage():
+    rewards = torch.tensor([[1.25, 1.25, 1.25], [0.25, 1.25, 0.25], [0.0, 0.0, 0.0]])
+    advantages, keep = dr_grpo_advantages(rewards)
+    assert keep.tolist() == [False, True, False]
+    assert torch.equal(advantages[0], torch.zeros(3)) and torch.equal(advantages[2], torch.zeros(3))
+
+
+def test_advantage_needs_prompt_by_group_rewards():
+    with pytest.raises(ValueError, match="prompts, group"):
+        dr_grpo_advantages(torch.ones(4))
+
+
+def test_fixed_denominator_makes_the_per_token_gradient_independent_of_length():
+    """d loss / d logp = -A / (G · max_new · P) on every real token, whatever the length;
+    padding tokens get no gradient."""
+    logp = torch.full((2, 5), -1.0, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    advantages = torch.tensor([0.5, -0.5])
+    denominator = fixed_denominator(group_size=2, max_new_tokens=5, prompts_per_step=3)
+    assert denominator == 30
+    loss = grpo_loss(logp, mask, advantages, denominator)
+    loss.backward()
+    expected = -advantages[:, None] / denominator * mask
+    torch.testing.assert_close(logp.grad, expected)
+    # ratio == 1 in value: the loss is -sum(A · tokens) / denominator
+    torch.testing.assert_close(loss, torch.tensor(-(0.5 * 5 - 0.5 * 2) / 30))
+
+
+def test_clip_form_keeps_the_policy_gradient_at_ratio_one():
+    logp = torch.tensor([[-2.0, -1.0]], requires_grad=True)
+    per_token_objective(logp, torch.tensor([2.0]), clip_eps=0.2).sum().backward()
+    torch.testing.assert_close(logp.grad, torch.tensor([[-2.0, -2.0]]))
+
+
+def test_k3_kl_is_zero_at_the_reference_and_positive_elsewhere():
+    logp = torch.tensor([-1.0, -2.0, -0.5])
+    assert torch.equal(k3_kl(logp, logp), torch.zeros(3))
+    assert (k3_kl(logp, logp + torch.tensor([0.3, -0.7, 1.0])) > 0).all()
+
+
+def test_kl_term_adds_beta_times_k3():
+    logp, ref = torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.5, -1.0]])
+    zero_adv = torch.zeros(1)
+    value = per_token_objective(logp, zero_adv, ref, kl_beta=0.1)
+    torch.testing.assert_close(value, 0.1 * k3_kl(logp, ref))
+    assert torch.equal(per_token_objective(logp, zero_adv, ref, kl_beta=0.0), torch.zeros(1, 2))
+
+
+def test_token_logprobs_ignore_left_padding():
+    torch.manual_seed(0)
+    config = Qwen3Config(
+        vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64,
+    )  # fmt: skip
+    model = Qwen3ForCausalLM(config).eval()
+    row = torch.tensor([[5, 6, 7, 8, 9, 10]])  # 3 prompt + 3 completion tokens
+    padded = torch.tensor([[0, 0, 5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        alone = token_logprobs(model, row, torch.ones_like(row), 3)
+        batch = token_logprobs(model, padded, torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1]]), 3)
+        logits = model(input_ids=row).logits[0].log_softmax(-1)
+    torch.testing.assert_close(batch, alone, rtol=1e-5, atol=1e-5)
+    manual = torch.stack([logits[i - 1, row[0, i]] for i in (3, 4, 5)])
+    torch.testing.assert_close(alone[0], manual, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,151 @@
+"""The training loop on a micro organism: same seed gives an identical step parquet, a
+run killed mid-way resumes with identical rows, the no-teacher and no-loophole settings
+do what they say, and bad settings fail before any work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from projected_grpo.evaluate import EvalConfig
+from projected_grpo.families import builtin_bank
+from projected_grpo.modes import MODES
+from projected_grpo.pool import build_pool, restrict_to_modes
+from projected_grpo.problems import write_problems
+from projected_grpo.train import TrainConfig, train
+
+PROBLEMS = builtin_bank(per_family=2, eval_every=2)
+SETTINGS = {
+    "steps": 4, "prompts_per_step": 2, "group_size": 4, "mix": 0.5, "max_new_tokens": 24,
+    "checkpoint_every": 1, "threads": 1, "eval": {"n_samples": 1, "max_new_tokens": 24},
+}  # fmt: skip
+WALL = ["step_seconds"]
+
+
+@pytest.fixture(scope="module")
+def pool(micro_organism, tmp_path_factory):
+    frame = build_pool(str(micro_organism), PROBLEMS, 2, EvalConfig(max_new_tokens=24), workers=1)
+    path = tmp_path_factory.mktemp("pool") / "pool.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+def _run(micro_organism, pool, out, **changes):
+    config = TrainConfig.from_dict({**SETTINGS, **changes})
+    frame = pd.read_parquet(pool) if config.n_teacher else None
+    return train(config, micro_organism, PROBLEMS, frame, out, svd_cache=out.parent / "svd", workers=1)
+
+
+def test_pool_has_graded_rows_for_every_train_problem_and_variant(pool):
+    frame = pd.read_parquet(pool)
+    train_ids = {p.problem_id for p in PROBLEMS if p.split == "train"}
+    assert set(frame["problem_id"]) == train_ids
+    assert frame.groupby(["problem_id", "variant"]).size().eq(2).all()
+    assert {"completion", "reward", "exploited", "attempted_sentinel", "label"} <= set(frame.columns)
+
+
+def test_fold_pool_drops_rows_using_an_unknown_modes_lever():
+    frame = pd.DataFrame({f"attempted_{m}": [m == "sentinel", False, m == "run_tests"] for m in MODES})
+    kept = restrict_to_modes(frame, ["run_tests", "stdout_marker", "file_marker"])
+    assert len(kept) == 2 and not kept["attempted_sentinel"].any()
+    with pytest.raises(ValueError, match="mode"):
+        restrict_to_modes(frame, ["no_such_mode"])
+
+
+def test_same_seed_gives_an_identical_step_parquet(micro_organism, pool, tmp_path):
+    first = _run(micro_organism, pool, tmp_path / "a")
+    second = _run(micro_organism, pool, tmp_path / "b")
+    assert len(first) == SETTINGS["steps"]
+    pd.testing.assert_frame_equal(first.drop(columns=WALL), second.drop(columns=WALL))
+    on_disk = pd.read_parquet(tmp_path / "a" / "steps.parquet")
+    pd.testing.assert_frame_equal(on_disk.drop(columns=WALL), first.drop(columns=WALL))
+    other_seed = _run(micro_organism, pool, tmp_path / "c", seed=7)
+    assert not other_seed.drop(columns=WALL).equals(first.drop(columns=WALL))
+    for name in ("knobs.safetensors", "eval_summary.json", "eval_completions.parquet", "manifest.json"):
+        assert (tmp_path / "a" / name).is_file()
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+
+
+def test_step_rows_have_the_flat_columns(micro_organism, pool, tmp_path):
+    rows = _run(micro_organism, pool, tmp_path / "run", steps=2)
+    expected = {"step", "loss", "grad_norm", "reward_student", "hack_rate_student", "solve_rate_student",
+                "hack_rate_teacher", "solve_rate_teacher", "format_ok_student", "grad_norm_student",
+                "grad_norm_teacher", "dS_norm", "dS_hack_norm", "groups_kept"}  # fmt: skip
+    expected |= {f"{k}_{m}_student" for k in ("hack_rate", "solve_rate", "attempt_rate") for m in MODES}
+    assert expected <= set(rows.columns)
+    assert (rows["dS_hack_norm"] == 0).all()  # nothing is routed without a projection arm
+
+
+def test_resume_after_kill_gives_identical_rows(micro_organism, pool, tmp_path):
+    settings = {**SETTINGS, "steps": 8}
+    reference = _run(micro_organism, pool, tmp_path / "reference", **{"steps": 8})
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"model": str(micro_organism), "problems": str(tmp_path / "p.jsonl"),
+                                      "pool": str(pool), "svd_cache": str(tmp_path / "svd"), "train": settings}))  # fmt: skip
+    write_problems(PROBLEMS, tmp_path / "p.jsonl")
+    out = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "projected_grpo.train",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "steps.parquet").exists(), "the run finished before it could be killed"
+    subprocess.run(command, check=True, stderr=subprocess.DEVNULL, timeout=300)
+    resumed = pd.read_parquet(out / "steps.parquet")
+    pd.testing.assert_frame_equal(resumed.drop(columns=WALL), reference.drop(columns=WALL))
+
+
+def test_no_teacher_samples_the_whole_group(micro_organism, tmp_path):
+    rows = _run(micro_organism, None, tmp_path / "run", mix=0.0, steps=2)
+    assert rows["hack_rate_teacher"].isna().all()
+    assert rows["grad_norm_teacher"].eq(0).all()
+
+
+def test_loophole_off_grades_with_the_oracle(micro_organism, pool, tmp_path):
+    rows = _run(micro_organism, pool, tmp_path / "run", loophole=False, steps=2)
+    assert rows["hack_rate_student"].eq(0).all() and rows["hack_rate_teacher"].eq(0).all()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mix": 1.0}, "mix"),
+        ({"group_size": 1}, "group_size"),
+        ({"lr_typo": 1}, "unknown keys"),
+        ({"eval": {"n": 3}}, "eval keys"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict({**SETTINGS, **changes})
+
+
+def test_cli_names_the_bad_config_file(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"model": str(tmp_path / "nowhere"), "train": {}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "projected_grpo.train", "--config", str(config), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "run.yaml" in result.stderr and "not a model folder" in result.stderr
+    assert not (tmp_path / "o").exists()
