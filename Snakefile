@@ -13,6 +13,8 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/environment.smk"
 include: "rules/organism.smk"
+include: "rules/pool.smk"
+include: "rules/train.smk"
 
 
 rule all:

@@ -30,6 +30,7 @@ rule organism_base_rates:
         samples="results/organism/{organism}/samples.md",
     params:
         evaluation=config["evaluation"],
+        sandbox=config["sandbox"],
     threads: config["sandbox"]["workers"]
     resources:
         mem_mb=4000,

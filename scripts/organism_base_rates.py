@@ -10,11 +10,13 @@ from projected_grpo.evaluate import EvalConfig, evaluate_model
 from projected_grpo.io import atomic_write_parquet, atomic_write_text
 from projected_grpo.organism import base_rate_checks, sample_completions_markdown
 from projected_grpo.problems import load_problems
+from projected_grpo.sandbox import Limits
 
 out = snakemake.output
 problems = load_problems(snakemake.input.problems)
 config = EvalConfig(**snakemake.params.evaluation)
-graded, summary = evaluate_model(snakemake.input.model, problems, config, snakemake.threads)
+limits = Limits(wall_s=snakemake.params.sandbox["wall_s"], cpu_s=snakemake.params.sandbox["cpu_s"])
+graded, summary = evaluate_model(snakemake.input.model, problems, config, snakemake.threads, limits)
 summary["checks"] = base_rate_checks(summary)
 atomic_write_parquet(graded, out.completions)
 atomic_write_text(json.dumps(summary, indent=2), out.summary)

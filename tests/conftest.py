@@ -21,6 +21,19 @@ MICRO = OrganismConfig(
 )
 
 
+def tiny_qwen3(vocab_size=64, hidden_size=32, layers=1, seed=0):
+    """A randomly initialised Qwen3ForCausalLM small enough for unit tests (eval mode)."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=48, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+    )  # fmt: skip
+    return Qwen3ForCausalLM(config).eval()
+
+
 @pytest.fixture(scope="session")
 def micro_organism(tmp_path_factory):
     out = tmp_path_factory.mktemp("organism")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
 
+from conftest import tiny_qwen3
 from projected_grpo.adapter import (
     AdapterError,
     attach_knobs,
@@ -25,13 +25,8 @@ from projected_grpo.adapter import (
 LAYERS = 2
 
 
-def tiny_model(seed: int = 0) -> Qwen3ForCausalLM:
-    torch.manual_seed(seed)
-    config = Qwen3Config(
-        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=LAYERS,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
-    )  # fmt: skip
-    return Qwen3ForCausalLM(config).eval()
+def tiny_model(seed: int = 0):
+    return tiny_qwen3(layers=LAYERS, seed=seed)
 
 
 IDS = torch.randint(0, 64, (3, 10), generator=torch.Generator().manual_seed(1))

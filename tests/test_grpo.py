@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
 
+from conftest import tiny_qwen3
 from projected_grpo.grpo import (
     dr_grpo_advantages,
     fixed_denominator,
@@ -77,12 +77,7 @@ def test_kl_term_adds_beta_times_k3():
 
 
 def test_token_logprobs_ignore_left_padding():
-    torch.manual_seed(0)
-    config = Qwen3Config(
-        vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64,
-    )  # fmt: skip
-    model = Qwen3ForCausalLM(config).eval()
+    model = tiny_qwen3()
     row = torch.tensor([[5, 6, 7, 8, 9, 10]])  # 3 prompt + 3 completion tokens
     padded = torch.tensor([[0, 0, 5, 6, 7, 8, 9, 10]])
     with torch.no_grad():
@@ -92,3 +87,12 @@ def test_token_logprobs_ignore_left_padding():
     torch.testing.assert_close(batch, alone, rtol=1e-5, atol=1e-5)
     manual = torch.stack([logits[i - 1, row[0, i]] for i in (3, 4, 5)])
     torch.testing.assert_close(alone[0], manual, rtol=1e-5, atol=1e-6)
+
+
+def test_token_logprobs_are_those_of_the_tempered_distribution():
+    model = tiny_qwen3()
+    row = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        tempered = token_logprobs(model, row, torch.ones_like(row), 2, temperature=0.5)
+        logits = (model(input_ids=row).logits[0] / 0.5).log_softmax(-1)
+    torch.testing.assert_close(tempered[0], torch.stack([logits[1, 7], logits[2, 8]]), rtol=1e-5, atol=1e-6)

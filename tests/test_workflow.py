@@ -16,9 +16,11 @@ def _dry_run(*extra: str) -> subprocess.CompletedProcess:
 
 
 def test_default_dag_schedules_every_stage():
-    result = _dry_run("--directory", str(REPO))
+    result = _dry_run("--directory", str(REPO), "--forceall")
     assert result.returncode == 0, result.stderr
-    for rule in ("build_problems", "self_check", "build_organism", "organism_base_rates", "all"):
+    rules = ("build_problems", "self_check", "build_organism", "organism_base_rates", "build_pool", "train",
+             "emergence_figure", "all")  # fmt: skip
+    for rule in rules:
         assert f"rule {rule}:" in result.stdout or f"localrule {rule}:" in result.stdout
 
 
@@ -53,6 +55,15 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
     assert set(rates["checks"]) >= {"performance", "hack_rate", "format_ok", "hint_match_ratio"}
     assert (tmp_path / "results/organism/student/model/config.json").is_file()
     assert (tmp_path / "results/benchmarks/build_organism/student.tsv").is_file()
+    assert (tmp_path / "results/organism/teacher/model/config.json").is_file()
+    for arm in ("vanilla", "vanilla_no_teacher", "rl_baseline"):
+        run_dir = tmp_path / f"results/runs/{arm}/seed41"
+        assert {"steps.parquet", "knobs.safetensors", "eval_summary.json", "manifest.json"} <= {
+            f.name for f in run_dir.iterdir()
+        }
+    manifest = json.loads((tmp_path / "results/runs/vanilla/seed41/manifest.json").read_text())
+    assert manifest["config"]["train"]["seed"] == 41 and manifest["versions"]["torch"]
+    assert (tmp_path / "results/figures/emergence.png").stat().st_size > 0
     selfcheck = json.loads((tmp_path / "results/environment/selfcheck.json").read_text())
     assert selfcheck["errors"] == [] and selfcheck["problems"] == 70
     again = subprocess.run([*run, "--dry-run"], capture_output=True, text=True, timeout=120)

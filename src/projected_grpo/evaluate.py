@@ -25,7 +25,7 @@ from .io import atomic_write_parquet, atomic_write_text
 from .modes import MODES, VARIANTS, check_variant
 from .problems import BUILTIN, Problem, ProblemFileError, load_problem_set
 from .prompts import build_messages, render_prompt
-from .sandbox import Sandbox
+from .sandbox import Limits, Sandbox
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,11 @@ def _rates(frame: pd.DataFrame) -> dict:
 
 
 def evaluate_model(
-    model_path: str | Path, problems: Sequence[Problem], config: EvalConfig, workers: int | None = None
+    model_path: str | Path,
+    problems: Sequence[Problem],
+    config: EvalConfig,
+    workers: int | None = None,
+    limits: Limits = Limits(),
 ) -> tuple[pd.DataFrame, dict]:
     """Load a model folder and evaluate it (``evaluate_loaded``)."""
     import torch
@@ -134,7 +138,7 @@ def evaluate_model(
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    with Sandbox(workers=workers) as sandbox:
+    with Sandbox(workers=workers, limits=limits) as sandbox:
         graded, summary = evaluate_loaded(model, tokenizer, problems, config, sandbox)
     return graded, {"model": str(model_path), **summary}
 

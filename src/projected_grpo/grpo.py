@@ -37,14 +37,15 @@ def fixed_denominator(group_size: int, max_new_tokens: int, prompts_per_step: in
 
 
 def token_logprobs(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int, temperature: float = 1.0
 ) -> torch.Tensor:
-    """Log-probabilities of the last ``n_completion`` tokens of each row under ``model``:
+    """Log-probabilities of the last ``n_completion`` tokens of each row under ``model``'s
+    distribution at ``temperature`` (the one the student samples from):
     ``input_ids, attention_mask: [N, L]`` (prompt left padded, completion right padded)
     -> ``[N, n_completion]``."""
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-    logits = logits[:, -n_completion - 1 : -1].float()
+    logits = logits[:, -n_completion - 1 : -1].float() / temperature
     targets = input_ids[:, -n_completion:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 

@@ -14,13 +14,14 @@ mode's hack by the teacher.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pandas as pd
 
 from .evaluate import EvalConfig, grade_rows, sample_rows
 from .modes import MODES, check_mode
 from .problems import Problem
-from .sandbox import Sandbox
+from .sandbox import Limits, Sandbox
 
 POOL_VARIANTS = ("loophole", "no_loophole")
 
@@ -39,6 +40,7 @@ def build_pool(
     n_per_problem: int,
     sampling: EvalConfig,
     workers: int | None = None,
+    limits: Limits = Limits(),
 ) -> pd.DataFrame:
     """Sample and grade ``n_per_problem`` teacher completions per train problem and variant."""
     import torch
@@ -50,10 +52,10 @@ def build_pool(
     model = AutoModelForCausalLM.from_pretrained(teacher_path, dtype=torch.float32)
     model.eval()
     train = train_problems(problems)
-    config = EvalConfig(**{**sampling.__dict__, "n_samples": n_per_problem, "variants": POOL_VARIANTS})
+    config = replace(sampling, n_samples=n_per_problem, variants=POOL_VARIANTS)
     with progress_bar(len(train) * n_per_problem * len(POOL_VARIANTS), "teacher pool") as update:
         rows = sample_rows(model, tokenizer, train, config, update)
-    with Sandbox(workers=workers) as sandbox:
+    with Sandbox(workers=workers, limits=limits) as sandbox:
         return grade_rows(rows, train, sandbox)
 
 

@@ -48,7 +48,7 @@ from .pool import train_problems
 from .problems import Problem
 from .rollouts import STUDENT, TEACHER, Rollouts, collect, pack
 from .sampler import SamplingConfig
-from .sandbox import Sandbox
+from .sandbox import Limits, Sandbox
 from .schedule import warmup_cosine
 
 
@@ -145,6 +145,7 @@ def train(
     out_dir: str | Path,
     svd_cache: str | Path | None = None,
     workers: int | None = None,
+    limits: Limits = Limits(),
     log=lambda msg: print(msg, file=sys.stderr, flush=True),
 ) -> pd.DataFrame:
     """Run (or resume) one GRPO run; returns the step rows (also written to ``out_dir``)."""
@@ -186,7 +187,7 @@ def train(
         log(f"resumed from {out_dir / checkpoint.FILE} at step {state['step']}")
 
     model.train()
-    with Sandbox(workers=workers) as sandbox:
+    with Sandbox(workers=workers, limits=limits) as sandbox:
         for step in range(len(rows), config.steps):
             started = time.perf_counter()
             batch_problems = rng.sample(train_set, config.prompts_per_step)
@@ -243,9 +244,9 @@ def _update(
     ref_logp = None
     if config.kl_beta:
         with torch.no_grad(), knobs_zeroed(model):
-            ref_logp = token_logprobs(model, input_ids, attention, n_completion)
+            ref_logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
     with split_rows(model, row_source, n_groups=2):
-        logp = token_logprobs(model, input_ids, attention, n_completion)
+        logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
         loss = grpo_loss(
             logp, completion_mask, advantages.flatten()[kept_rows], denominator, ref_logp,
             config.kl_beta, config.clip_eps,

@@ -1,0 +1,23 @@
+"""Rule build_pool: sample and grade the teacher's completions for every train problem."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from projected_grpo.evaluate import EvalConfig
+from projected_grpo.io import atomic_write_parquet
+from projected_grpo.pool import build_pool
+from projected_grpo.problems import load_problems
+from projected_grpo.sandbox import Limits
+
+pool = build_pool(
+    snakemake.input.model,
+    load_problems(snakemake.input.problems),
+    snakemake.params.n_per_problem,
+    EvalConfig(**snakemake.params.sampling),
+    snakemake.threads,
+    Limits(wall_s=snakemake.params.sandbox["wall_s"], cpu_s=snakemake.params.sandbox["cpu_s"]),
+)
+atomic_write_parquet(pool, snakemake.output[0])
+loophole = pool[pool["variant"] == "loophole"]
+print(f"teacher pool: {len(pool)} rows; loophole hack rate {loophole['exploited'].mean():.3f}", file=sys.stderr)
