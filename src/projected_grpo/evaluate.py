@@ -25,7 +25,7 @@ from .io import atomic_write_parquet, atomic_write_text
 from .modes import MODES, VARIANTS, check_variant
 from .problems import BUILTIN, Problem, ProblemFileError, load_problem_set
 from .prompts import build_messages, render_prompt
-from .sandbox import Limits, Sandbox
+from .sandbox import DEFAULT_LIMITS, Limits, Sandbox
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def evaluate_model(
     problems: Sequence[Problem],
     config: EvalConfig,
     workers: int | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[pd.DataFrame, dict]:
     """Load a model folder and evaluate it (``evaluate_loaded``)."""
     import torch

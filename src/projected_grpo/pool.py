@@ -21,7 +21,7 @@ import pandas as pd
 from .evaluate import EvalConfig, grade_rows, sample_rows
 from .modes import MODES, check_mode
 from .problems import Problem
-from .sandbox import Limits, Sandbox
+from .sandbox import DEFAULT_LIMITS, Limits, Sandbox
 
 POOL_VARIANTS = ("loophole", "no_loophole")
 
@@ -40,7 +40,7 @@ def build_pool(
     n_per_problem: int,
     sampling: EvalConfig,
     workers: int | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> pd.DataFrame:
     """Sample and grade ``n_per_problem`` teacher completions per train problem and variant."""
     import torch

@@ -46,6 +46,9 @@ class Limits:
     file_report_bytes: int = 4096
 
 
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(frozen=True)
 class Job:
     """One submission to execute.

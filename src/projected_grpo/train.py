@@ -48,7 +48,7 @@ from .pool import train_problems
 from .problems import Problem
 from .rollouts import STUDENT, TEACHER, Rollouts, collect, pack
 from .sampler import SamplingConfig
-from .sandbox import Limits, Sandbox
+from .sandbox import DEFAULT_LIMITS, Limits, Sandbox
 from .schedule import warmup_cosine
 
 
@@ -145,7 +145,7 @@ def train(
     out_dir: str | Path,
     svd_cache: str | Path | None = None,
     workers: int | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     log=lambda msg: print(msg, file=sys.stderr, flush=True),
 ) -> pd.DataFrame:
     """Run (or resume) one GRPO run; returns the step rows (also written to ``out_dir``)."""
