@@ -20,4 +20,6 @@ pool = build_pool(
 )
 atomic_write_parquet(pool, snakemake.output[0])
 loophole = pool[pool["variant"] == "loophole"]
-print(f"teacher pool: {len(pool)} rows; loophole hack rate {loophole['exploited'].mean():.3f}", file=sys.stderr)
+print(
+    f"teacher pool: {len(pool)} rows; loophole hack rate {loophole['exploited'].mean():.3f}", file=sys.stderr
+)

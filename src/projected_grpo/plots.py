@@ -26,7 +26,9 @@ def emergence_figure(steps: pd.DataFrame, caption: str):
     """Student hack and solve rate per step: one thin line per seed, the seed mean thick.
     ``steps``: step rows with ``arm`` and ``seed`` columns."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for ax, column, title in zip(axes, ("hack_rate_student", "solve_rate_student"), ("hack rate", "solve rate")):
+    for ax, column, title in zip(
+        axes, ("hack_rate_student", "solve_rate_student"), ("hack rate", "solve rate")
+    ):
         for arm, frame in steps.groupby("arm", sort=False):
             color = COLORS.get(arm)
             for _, run in frame.groupby("seed"):
