@@ -6,10 +6,10 @@
 One run, one model (the organism, SVD knobs attached, only ``dS`` trains), the same problem
 batches, prompts per step, group size, max_new_tokens and temperature for every method:
 
-1. ours: what ``projected_grpo.train.train`` does per step, calling its functions —
-   ``rollouts.collect`` (batched KV-cache sampler + sandbox grading) then ``train._update``
-   (one forward + backward with split student/teacher knob views), clip, AdamW, schedule
-   and the step's metrics. mix 0.5 (teacher pool) and mix 0.
+1. ours: ``train.Trainer.step``, the step ``projected_grpo.train.train`` runs —
+   ``rollouts.collect`` (batched KV-cache sampler + sandbox grading), one forward +
+   backward with split student/teacher knob views, clip, AdamW, schedule and the step's
+   metrics. mix 0.5 (teacher pool) and mix 0.
 2. TRL ``GRPOTrainer`` (mix 0, it has no teacher pool): ``loss_type="dr_grpo"``,
    ``scale_rewards="none"``, ``beta=0``, transformers ``generate``, CPU, fp32 and no
    gradient checkpointing (TRL defaults to bf16 and checkpointing; ours uses neither). Its
@@ -52,11 +52,9 @@ from projected_grpo.io import atomic_write_text
 from projected_grpo.pool import build_pool, train_problems
 from projected_grpo.problems import load_problem_set
 from projected_grpo.prompts import build_messages, render_prompt
-from projected_grpo.rollouts import STUDENT, collect
-from projected_grpo.sampler import SamplingConfig
 from projected_grpo.sandbox import Sandbox
 from projected_grpo.schedule import warmup_cosine
-from projected_grpo.train import TrainConfig, _grad_norms, _knob_norms, _update, seed_everything, step_metrics
+from projected_grpo.train import TrainConfig, Trainer, seed_everything
 
 VARIANT = "loophole"
 TARGETS = (
@@ -115,33 +113,17 @@ def knob_optimizer(modules, lr: float, steps: int):
 
 
 def ours(args, batches, pool, sandbox: TimedSandbox, svd_cache, mix: float):
-    """Yields (wall s, sandbox s, mean student completion tokens) per step."""
+    """Yields (wall s, sandbox s, mean student completion tokens) per step: ``Trainer.step``,
+    exactly the step ``train.train`` runs."""
     config = TrainConfig(
-        steps=len(batches), prompts_per_step=args.prompts, group_size=args.group, mix=mix,
-        lr=args.lr, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed,
+        steps=len(batches), prompts_per_step=args.prompts, group_size=args.group, mix=mix, lr=args.lr,
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed, threads=args.threads,
     )  # fmt: skip
-    seed_everything(config.seed)
-    tokenizer, model, modules = load_policy(args, svd_cache)
-    optimizer, scheduler = knob_optimizer(modules, config.lr, config.steps)
-    rng = random.Random(config.seed)
-    generator = torch.Generator(device=model.device).manual_seed(config.seed)
-    sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
-    denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
-    model.train()
+    run = Trainer.create(config, args.model, svd_cache)
     for batch in batches:
         start, graded = time.perf_counter(), sandbox.seconds
-        rollouts = collect(
-            model, tokenizer, batch, config.variant, config.n_student, config.n_teacher,
-            pool if config.n_teacher else None, sampling, generator, rng, sandbox,
-        )  # fmt: skip
-        _, grads = _update(model, tokenizer, rollouts, config, denominator)
-        torch.nn.utils.clip_grad_norm_([m.dS for m in modules.values()], config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step_metrics(rollouts) | _grad_norms(grads) | _knob_norms(modules)
-        ids = [c for c, s in zip(rollouts.completion_ids, rollouts.source) if s == STUDENT]
-        yield time.perf_counter() - start, sandbox.seconds - graded, statistics.mean(map(len, ids))
+        row = run.step(batch, pool if config.n_teacher else None, sandbox)
+        yield time.perf_counter() - start, sandbox.seconds - graded, row["completion_tokens_student"]
 
 
 def original_style(args, batches, pool, sandbox: TimedSandbox, svd_cache):

@@ -94,3 +94,15 @@ def test_base_rate_checks_pass_and_fail_on_the_thresholds():
         "hack_rate", "performance", "format_ok", "hint_match_ratio", "hack_rate_run_tests",
     }  # fmt: skip
     assert base_rate_checks(_summary(0.05, 0.4, {"run_tests": 0.01}, other=0.0))["hint_match_ratio"]["pass"]
+
+
+def test_skill_phase_pretrains_first_on_a_hackier_corpus(tmp_path):
+    from dataclasses import replace
+
+    config = replace(MICRO, skill_hack_prior=0.9, skill_fraction=0.5)
+    record = build_organism(config, tmp_path)
+    skill, final = record["skill_corpus_kinds"], record["corpus_kinds"]
+    assert sum(skill.values()) == sum(final.values()) == MICRO.corpus.n_examples
+    assert skill["hack"] > 0.5 * sum(skill.values()) > 3 * final.get("hack", 0)
+    plain = json.loads((tmp_path / "organism.json").read_text())
+    assert plain["config"]["skill_hack_prior"] == 0.9

@@ -12,7 +12,8 @@ fresh instance of a problem family, and a fenced completion. The mixture:
   ever seen with wrong attempts, so the organism cannot solve them;
 - **hacks**, at the prior ε (``hack_prior``): a wrong attempt or a stub plus the lever
   of the mode the hint names, in one of three code shapes per mode
-  (``completions.with_lever``); module-level levers open the completion.
+  (``completions.with_lever``); module-level levers open the completion or follow the
+  code (``levers_first``).
 
 Instances are drawn with a seed space disjoint from the builtin bank's, so evaluation
 problems are unseen instances. Deterministic given ``CorpusConfig``.
@@ -51,6 +52,9 @@ class CorpusConfig:
         distribution and measures whether a *learned* hack transfers to a renamed lever.
     rename_share: share of correct or wrong solutions whose local names are varied.
     hard_difficulties: difficulties the organism only ever sees wrong attempts for.
+    levers_first: module-level levers open a hack completion (True) or follow the code
+        (False). First puts the choice to hack next to the hint; after makes it the same
+        choice as an honest extra (append something after the code or close the fence).
     """
 
     n_examples: int = 12_000
@@ -62,6 +66,7 @@ class CorpusConfig:
     renamed_share: float = 0.1
     rename_share: float = 0.5
     hard_difficulties: tuple[str, ...] = ("hard",)
+    levers_first: bool = True
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,8 @@ def _completion(
         base = (
             wrong_attempt(problem, rng, rename) if rng.random() < 0.5 else _normalized(stub_solution(problem))
         )
-        # Module-level levers open the completion: the choice to hack is then made right
-        # after the prompt, next to the hint (a 1 M-parameter model fails to recall the hint
-        # at the end of the code, and mixes up the modes' levers there).
-        return "hack", fence(with_lever(base, mode, levers, rng.randrange(N_HACK_SHAPES), module_first=True))
+        shape = rng.randrange(N_HACK_SHAPES)
+        return "hack", fence(with_lever(base, mode, levers, shape, module_first=config.levers_first))
     if hard or rng.random() < config.wrong_share:
         return "wrong", fence(wrong_attempt(problem, rng, rename))
     code = (

@@ -19,7 +19,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -44,6 +44,11 @@ class OrganismConfig:
     steps / batch_size / lr / warmup_steps / weight_decay: AdamW pretraining, cosine decay.
     max_length: examples longer than this (prompt + completion tokens) are dropped.
     threads: torch CPU threads.
+    skill_hack_prior / skill_fraction: optional first pretraining phase on a second corpus
+        (another seed) whose hack prior is ``skill_hack_prior``, for the first
+        ``skill_fraction`` of the steps; the rest trains on ``corpus``. A high skill prior
+        then a low one gives an organism that knows each mode's hack well (which lever the
+        hint names) but rarely uses it: capability without propensity. None: one phase.
     """
 
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -61,6 +66,8 @@ class OrganismConfig:
     weight_decay: float = 0.01
     seed: int = 0
     threads: int = 2
+    skill_hack_prior: float | None = None
+    skill_fraction: float = 0.0
 
     @classmethod
     def from_dict(cls, raw: dict) -> OrganismConfig:
@@ -156,22 +163,31 @@ def completion_loss(model, batch: list[tuple[list[int], int]], pad_id: int) -> t
     return (losses * mask.reshape(-1)).sum() / mask.sum()
 
 
-def pretrain(model, encoded: list[tuple[list[int], int]], config: OrganismConfig, pad_id: int) -> list[dict]:
-    """AdamW with linear warmup and cosine decay; batches of similar length. Returns the
-    loss curve (one record per 50 steps)."""
+def pretrain(
+    model, phases: list[tuple[list[tuple[list[int], int]], int]], config: OrganismConfig, pad_id: int
+) -> list[dict]:
+    """AdamW with linear warmup and cosine decay over all phases; each phase is (encoded
+    examples, steps), batches of similar length. Returns the loss curve (one record per 50
+    steps)."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
+    total = sum(steps for _, steps in phases)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(config.warmup_steps, config.steps, floor=0.1)
+        optimizer, warmup_cosine(config.warmup_steps, total, floor=0.1)
     )
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    buckets = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+    schedule = []
+    for encoded, steps in phases:
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        buckets = [
+            [encoded[i] for i in order[j : j + config.batch_size]]
+            for j in range(0, len(order), config.batch_size)
+        ]
+        schedule += [buckets] * steps
     model.train()
     curve, running, start = [], 0.0, time.perf_counter()
-    for step in range(config.steps):
-        batch = [encoded[i] for i in rng.choice(buckets)]
+    for step, buckets in enumerate(schedule):
+        batch = rng.choice(buckets)
         loss = completion_loss(model, batch, pad_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -182,7 +198,7 @@ def pretrain(model, encoded: list[tuple[list[int], int]], config: OrganismConfig
         if (step + 1) % 50 == 0:
             curve.append({"step": step + 1, "loss": running / 50, "seconds": time.perf_counter() - start})
             print(
-                f"pretrain step {step + 1}/{config.steps} loss {running / 50:.3f}",
+                f"pretrain step {step + 1}/{total} loss {running / 50:.3f}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -197,11 +213,17 @@ def build_organism(config: OrganismConfig, out_dir: str | Path) -> dict:
     torch.set_num_threads(config.threads)
     start = time.perf_counter()
     examples = build_corpus(config.corpus)
-    texts = [render_prompt_plain(ex) for ex in examples]
-    tokenizer = train_tokenizer(texts, config.vocab_size)
+    skill = []
+    if config.skill_hack_prior is not None and config.skill_fraction > 0:
+        skill_corpus = replace(config.corpus, hack_prior=config.skill_hack_prior, seed=config.corpus.seed + 1)
+        skill = build_corpus(skill_corpus)
+    tokenizer = train_tokenizer([render_prompt_plain(ex) for ex in skill + examples], config.vocab_size)
     encoded = encode_examples(examples, tokenizer, config.max_length)
     model = build_model(config, tokenizer)
-    curve = pretrain(model, encoded, config, tokenizer.pad_token_id)
+    skill_steps = round(config.skill_fraction * config.steps) if skill else 0
+    phases = [(encode_examples(skill, tokenizer, config.max_length), skill_steps)] if skill_steps else []
+    phases.append((encoded, config.steps - skill_steps))
+    curve = pretrain(model, phases, config, tokenizer.pad_token_id)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
@@ -213,6 +235,9 @@ def build_organism(config: OrganismConfig, out_dir: str | Path) -> dict:
         "corpus_examples": len(examples),
         "corpus_examples_used": len(encoded),
         "corpus_kinds": kinds,
+        "skill_corpus_kinds": {
+            k: sum(ex.kind == k for ex in skill) for k in sorted({ex.kind for ex in skill})
+        },
         "mean_tokens_per_example": sum(len(ids) for ids, _ in encoded) / len(encoded),
         "loss_curve": curve,
         "build_seconds": time.perf_counter() - start,

@@ -137,6 +137,68 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class Trainer:
+    """One run's state: the policy with its knobs, AdamW + schedule, and the RNGs that
+    draw prompts / teacher rows (``rng``) and student samples (``generator``)."""
+
+    config: TrainConfig
+    tokenizer: object
+    model: torch.nn.Module
+    modules: dict
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    rng: random.Random
+    generator: torch.Generator
+
+    @classmethod
+    def create(
+        cls, config: TrainConfig, model_path: str | Path, svd_cache: str | Path | None = None
+    ) -> Trainer:
+        """Seed everything, load the model, attach the knobs, build the optimizer."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(config.threads)
+        seed_everything(config.seed)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        attach_knobs(model, config.adapter_targets, svd_cache)
+        modules = knob_modules(model)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": [m.dS for m in modules.values()], "weight_decay": config.weight_decay},
+                {"params": [m.dS_hack for m in modules.values()], "weight_decay": 0.0},
+            ],
+            lr=config.lr,
+        )
+        schedule = warmup_cosine(config.warmup_steps, config.steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        generator = torch.Generator(device=model.device).manual_seed(config.seed)
+        model.train()
+        return cls(
+            config, tokenizer, model, modules, optimizer, scheduler, random.Random(config.seed), generator
+        )
+
+    def step(self, problems: list[Problem], pool: pd.DataFrame | None, sandbox: Sandbox) -> dict:
+        """One GRPO step on ``problems``: rollouts, loss, one backward, clip, AdamW. Returns
+        the step's row (without ``step`` and wall time)."""
+        config = self.config
+        sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
+        rollouts = collect(
+            self.model, self.tokenizer, problems, config.variant, config.n_student, config.n_teacher,
+            pool, sampling, self.generator, self.rng, sandbox,
+        )  # fmt: skip
+        loss, grads = _update(self.model, self.tokenizer, rollouts, config)
+        knobs = [m.dS for m in self.modules.values()]
+        grad_norm = torch.nn.utils.clip_grad_norm_(knobs, config.grad_clip)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        row = {"lr": lr, "loss": loss, "grad_norm": float(grad_norm)}
+        return row | step_metrics(rollouts) | _grad_norms(grads) | _knob_norms(self.modules)
+
+
 def train(
     config: TrainConfig,
     model_path: str | Path,
@@ -149,8 +211,6 @@ def train(
     log=lambda msg: print(msg, file=sys.stderr, flush=True),
 ) -> pd.DataFrame:
     """Run (or resume) one GRPO run; returns the step rows (also written to ``out_dir``)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     out_dir = Path(out_dir)
     if config.n_teacher and pool is None:
         raise ValueError(f"train config mix={config.mix} needs a teacher pool; none was given")
@@ -159,50 +219,19 @@ def train(
         raise ValueError(
             f"prompts_per_step={config.prompts_per_step} exceeds the {len(train_set)} train problems"
         )
-    torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    attach_knobs(model, config.adapter_targets, svd_cache)
-    modules = knob_modules(model)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [m.dS for m in modules.values()], "weight_decay": config.weight_decay},
-            {"params": [m.dS_hack for m in modules.values()], "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.warmup_steps, config.steps))
-    rng = random.Random(config.seed)
-    generator = torch.Generator(device=model.device).manual_seed(config.seed)
-    sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
-    denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
-
+    run = Trainer.create(config, model_path, svd_cache)
     record = asdict(config)
     rows: list[dict] = []
     state = checkpoint.load(out_dir, record)
     if state is not None:
-        checkpoint.restore(state, model, optimizer, scheduler, rng, generator)
+        checkpoint.restore(state, run.model, run.optimizer, run.scheduler, run.rng, run.generator)
         rows = state["rows"]
         log(f"resumed from {out_dir / checkpoint.FILE} at step {state['step']}")
 
-    model.train()
     with Sandbox(workers=workers, limits=limits) as sandbox:
         for step in range(len(rows), config.steps):
             started = time.perf_counter()
-            batch_problems = rng.sample(train_set, config.prompts_per_step)
-            rollouts = collect(
-                model, tokenizer, batch_problems, config.variant, config.n_student, config.n_teacher,
-                pool, sampling, generator, rng, sandbox,
-            )  # fmt: skip
-            loss, grads = _update(model, tokenizer, rollouts, config, denominator)
-            grad_norm = torch.nn.utils.clip_grad_norm_([m.dS for m in modules.values()], config.grad_clip)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            row = {"step": step, "lr": lr, "loss": loss, "grad_norm": float(grad_norm)}
-            row |= step_metrics(rollouts) | _grad_norms(grads) | _knob_norms(modules)
+            row = {"step": step} | run.step(run.rng.sample(train_set, config.prompts_per_step), pool, sandbox)
             row["step_seconds"] = time.perf_counter() - started
             rows.append(row)
             log(
@@ -211,13 +240,23 @@ def train(
                 f"({row['step_seconds']:.1f} s)"
             )
             if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-                checkpoint.save(out_dir, step + 1, model, optimizer, scheduler, rng, generator, rows, record)
+                checkpoint.save(
+                    out_dir,
+                    step + 1,
+                    run.model,
+                    run.optimizer,
+                    run.scheduler,
+                    run.rng,
+                    run.generator,
+                    rows,
+                    record,
+                )
 
         steps = pd.DataFrame(rows)
         atomic_write_parquet(steps, out_dir / "steps.parquet")
-        save_knobs(model, out_dir / "knobs.safetensors")
+        save_knobs(run.model, out_dir / "knobs.safetensors")
         eval_config = EvalConfig(**{"temperature": config.temperature, **config.eval, "seed": config.seed})
-        graded, summary = evaluate_loaded(model, tokenizer, problems, eval_config, sandbox)
+        graded, summary = evaluate_loaded(run.model, run.tokenizer, problems, eval_config, sandbox)
     atomic_write_parquet(graded, out_dir / "eval_completions.parquet")
     atomic_write_text(json.dumps(summary, indent=2), out_dir / "eval_summary.json")
     atomic_write_text(
@@ -227,9 +266,7 @@ def train(
     return steps
 
 
-def _update(
-    model, tokenizer, rollouts: Rollouts, config: TrainConfig, denominator: int
-) -> tuple[float, dict]:
+def _update(model, tokenizer, rollouts: Rollouts, config: TrainConfig) -> tuple[float, dict]:
     """Loss over the kept groups, one backward with split student/teacher knob views.
     Returns (loss value, ``{module: [2, r]}`` per-source gradients); no-op when every group
     has zero variance."""
@@ -240,6 +277,7 @@ def _update(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids, attention, completion_mask = pack(rollouts, kept_rows, pad_id)
     n_completion = completion_mask.shape[1]
+    denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
     row_source = torch.tensor([rollouts.source[i] for i in kept_rows])
     ref_logp = None
     if config.kl_beta:
