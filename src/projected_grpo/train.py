@@ -60,7 +60,8 @@ class TrainConfig:
     mix: teacher share of each group (``G_t = round(mix · G)``, ``G_s = G - G_t >= 1``); 0 = no teacher.
     loophole: True trains on hinted prompts graded by the flawed graders; False is the
         ``rl_baseline`` environment (no hint, the oracle grades).
-    lr / warmup_steps / weight_decay / grad_clip: AdamW on the knobs, warmup + cosine to 0.
+    lr / warmup_steps / weight_decay / grad_clip: AdamW on the knobs, warmup + cosine
+        down to ``lr_floor · lr`` (1 = constant after warmup).
     kl_beta: weight of the K3 KL to the zero-knob reference (0 = off); clip_eps: PPO clip.
     temperature / top_p / max_new_tokens: student sampling.
     seed: seeds python, numpy, torch and the sampler's generator.
@@ -76,6 +77,7 @@ class TrainConfig:
     loophole: bool = True
     lr: float = 1e-2
     warmup_steps: int = 3
+    lr_floor: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     kl_beta: float = 0.0
@@ -171,7 +173,7 @@ class Trainer:
             ],
             lr=config.lr,
         )
-        schedule = warmup_cosine(config.warmup_steps, config.steps)
+        schedule = warmup_cosine(config.warmup_steps, config.steps, config.lr_floor)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         generator = torch.Generator(device=model.device).manual_seed(config.seed)
         model.train()
