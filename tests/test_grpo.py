@@ -96,3 +96,15 @@ def test_token_logprobs_are_those_of_the_tempered_distribution():
         tempered = token_logprobs(model, row, torch.ones_like(row), 2, temperature=0.5)
         logits = (model(input_ids=row).logits[0] / 0.5).log_softmax(-1)
     torch.testing.assert_close(tempered[0], torch.stack([logits[1, 7], logits[2, 8]]), rtol=1e-5, atol=1e-6)
+
+
+def test_kl_to_the_zero_knob_reference_is_exactly_zero_at_zero_knobs(tmp_path):
+    from projected_grpo.adapter import attach_knobs, knobs_zeroed
+
+    model = tiny_qwen3()
+    attach_knobs(model, svd_cache=tmp_path)
+    ids = torch.tensor([[3, 4, 5, 6, 7, 8]])
+    logp = token_logprobs(model, ids, torch.ones_like(ids), 3, temperature=0.7)
+    with torch.no_grad(), knobs_zeroed(model):
+        ref = token_logprobs(model, ids, torch.ones_like(ids), 3, temperature=0.7)
+    assert torch.equal(k3_kl(logp.detach(), ref), torch.zeros(1, 3))
