@@ -61,7 +61,7 @@ class TrainConfig:
     loophole: True trains on hinted prompts graded by the flawed graders; False is the
         ``rl_baseline`` environment (no hint, the oracle grades).
     lr / warmup_steps / weight_decay / grad_clip: AdamW on the knobs, warmup + cosine
-        down to ``lr_floor · lr`` (1 = constant after warmup).
+        down to ``lr_floor · lr`` (1 = constant after warmup); adam_eps: AdamW's epsilon.
     kl_beta: weight of the K3 KL to the zero-knob reference (0 = off); clip_eps: PPO clip.
     temperature / top_p / max_new_tokens: student sampling.
     seed: seeds python, numpy, torch and the sampler's generator.
@@ -78,6 +78,7 @@ class TrainConfig:
     lr: float = 1e-2
     warmup_steps: int = 3
     lr_floor: float = 0.0
+    adam_eps: float = 1e-8
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     kl_beta: float = 0.0
@@ -172,6 +173,7 @@ class Trainer:
                 {"params": [m.dS_hack for m in modules.values()], "weight_decay": 0.0},
             ],
             lr=config.lr,
+            eps=config.adam_eps,
         )
         schedule = warmup_cosine(config.warmup_steps, config.steps, config.lr_floor)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
