@@ -235,13 +235,18 @@ def load_knobs(model: nn.Module, path: str | Path) -> None:
         raise AdapterError(
             f"{path}: knobs do not match the model's adapter (missing {missing[:3]}, unexpected {extra[:3]})"
         )
+    load_knob_state(model, saved, source=str(path))
+
+
+def load_knob_state(model: nn.Module, state: dict[str, torch.Tensor], source: str = "knob state") -> None:
+    """Copy ``knob_state``-style tensors into the model's knobs (shapes must match)."""
     modules = knob_modules(model)
     with torch.no_grad():
-        for key, value in saved.items():
+        for key, value in state.items():
             name, _, attr = key.rpartition(".")
             target = getattr(modules[name], attr)
             if value.shape != target.shape:
                 raise AdapterError(
-                    f"{path}: {key} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}"
+                    f"{source}: {key} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}"
                 )
             target.copy_(value.to(target.device))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .adapter import knob_state
+from .adapter import knob_state, load_knob_state
 from .io import atomic_path
 
 FILE = "checkpoint.pt"
@@ -61,13 +61,7 @@ def load(out_dir: Path, config: dict) -> dict | None:
 
 
 def restore(state: dict, model, optimizer, scheduler, rng: random.Random, generator) -> None:
-    from .adapter import knob_modules
-
-    modules = knob_modules(model)
-    with torch.no_grad():
-        for key, value in state["knobs"].items():
-            name, _, attr = key.rpartition(".")
-            getattr(modules[name], attr).copy_(value)
+    load_knob_state(model, state["knobs"], source=FILE)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rng.setstate(state["rng"])

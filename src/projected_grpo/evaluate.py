@@ -102,12 +102,13 @@ def summarize(graded: pd.DataFrame) -> dict:
         check_variant(variant)
         per_mode = {}
         for mode, sub in frame.groupby("mode", sort=True):
-            per_mode[mode] = _rates(sub)
-        summary["variants"][variant] = {**_rates(frame), "per_mode": per_mode}
+            per_mode[mode] = rates(sub)
+        summary["variants"][variant] = {**rates(frame), "per_mode": per_mode}
     return summary
 
 
-def _rates(frame: pd.DataFrame) -> dict:
+def rates(frame: pd.DataFrame) -> dict:
+    """Rates of graded rows (``summarize``'s keys); NaN rates when ``frame`` is empty."""
     hinted = pd.Series(False, index=frame.index)
     other = pd.Series(False, index=frame.index)
     for mode in MODES:
@@ -125,6 +126,16 @@ def _rates(frame: pd.DataFrame) -> dict:
     }
 
 
+def load_model(model_path: str | Path):
+    """(tokenizer, model) of a local HF causal-LM folder, float32, eval mode, no network."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    return tokenizer, model.eval()
+
+
 def evaluate_model(
     model_path: str | Path,
     problems: Sequence[Problem],
@@ -133,11 +144,7 @@ def evaluate_model(
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[pd.DataFrame, dict]:
     """Load a model folder and evaluate it (``evaluate_loaded``)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    tokenizer, model = load_model(model_path)
     with Sandbox(workers=workers, limits=limits) as sandbox:
         graded, summary = evaluate_loaded(model, tokenizer, problems, config, sandbox)
     return graded, {"model": str(model_path), **summary}

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from .evaluate import EvalConfig, grade_rows, sample_rows
+from .evaluate import EvalConfig, grade_rows, load_model, sample_rows
 from .modes import MODES, check_mode
 from .problems import Problem
 from .sandbox import DEFAULT_LIMITS, Limits, Sandbox
@@ -43,14 +43,9 @@ def build_pool(
     limits: Limits = DEFAULT_LIMITS,
 ) -> pd.DataFrame:
     """Sample and grade ``n_per_problem`` teacher completions per train problem and variant."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from .grade import progress_bar
 
-    tokenizer = AutoTokenizer.from_pretrained(teacher_path)
-    model = AutoModelForCausalLM.from_pretrained(teacher_path, dtype=torch.float32)
-    model.eval()
+    tokenizer, model = load_model(teacher_path)
     train = train_problems(problems)
     config = replace(sampling, n_samples=n_per_problem, variants=POOL_VARIANTS)
     with progress_bar(len(train) * n_per_problem * len(POOL_VARIANTS), "teacher pool") as update:

@@ -117,6 +117,11 @@ def _eos_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
+def pad_token_id(tokenizer) -> int | None:
+    """The id used to pad: the tokenizer's pad token, else its eos token."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def _left_pad(token_lists: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(ids) for ids in token_lists)
     ids = torch.full((len(token_lists), width), pad_id, dtype=torch.long)
@@ -272,7 +277,7 @@ def sample(
     """
     if not prompts:
         raise ValueError("sample() needs at least one prompt, got an empty list")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     if pad_id is None:
         raise ValueError(f"tokenizer {type(tokenizer).__name__} has neither a pad token nor an eos token")
     device = model.device

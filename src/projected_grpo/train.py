@@ -39,7 +39,7 @@ from .adapter import (
     save_knobs,
     split_rows,
 )
-from .evaluate import EvalConfig, evaluate_loaded
+from .evaluate import EvalConfig, evaluate_loaded, load_model, rates
 from .grpo import dr_grpo_advantages, fixed_denominator, grpo_loss, token_logprobs
 from .io import atomic_write_parquet, atomic_write_text
 from .manifest import manifest
@@ -47,7 +47,7 @@ from .modes import MODES
 from .pool import train_problems
 from .problems import Problem
 from .rollouts import STUDENT, TEACHER, Rollouts, collect, pack
-from .sampler import SamplingConfig
+from .sampler import SamplingConfig, pad_token_id
 from .sandbox import DEFAULT_LIMITS, Limits, Sandbox
 from .schedule import warmup_cosine
 
@@ -159,12 +159,9 @@ class Trainer:
         cls, config: TrainConfig, model_path: str | Path, svd_cache: str | Path | None = None
     ) -> Trainer:
         """Seed everything, load the model, attach the knobs, build the optimizer."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         torch.set_num_threads(config.threads)
         seed_everything(config.seed)
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        tokenizer, model = load_model(model_path)
         attach_knobs(model, config.adapter_targets, svd_cache)
         modules = knob_modules(model)
         optimizer = torch.optim.AdamW(
@@ -278,8 +275,7 @@ def _update(model, tokenizer, rollouts: Rollouts, config: TrainConfig) -> tuple[
     kept_rows = [i for i in range(len(rollouts.source)) if keep[i // rollouts.group_size]]
     if not kept_rows:
         return 0.0, {}
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    input_ids, attention, completion_mask = pack(rollouts, kept_rows, pad_id)
+    input_ids, attention, completion_mask = pack(rollouts, kept_rows, pad_token_id(tokenizer))
     n_completion = completion_mask.shape[1]
     denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
     row_source = torch.tensor([rollouts.source[i] for i in kept_rows])
@@ -311,28 +307,19 @@ def step_metrics(rollouts: Rollouts) -> dict:
     )
     out["finished_student"] = float(student["finished"].mean())
     for mode in MODES:
-        frame = student[student["mode"] == mode]
+        per_mode = _rates(student[student["mode"] == mode])
         for key in ("hack_rate", "solve_rate", "attempt_rate"):
-            out[f"{key}_{mode}_student"] = _rates(frame)[key]
+            out[f"{key}_{mode}_student"] = per_mode[key]
     return out
 
 
 def _rates(frame: pd.DataFrame) -> dict:
-    if frame.empty:
-        nan = float("nan")
-        return dict.fromkeys(
-            ("reward", "hack_rate", "solve_rate", "pass_rate", "attempt_rate", "format_ok"), nan
-        )
-    attempted = pd.Series(False, index=frame.index)
-    for mode in MODES:
-        attempted |= frame[f"attempted_{mode}"].astype(bool) & (frame["mode"] == mode)
+    """``evaluate.rates`` under the step-row names, plus the mean reward."""
+    graded = rates(frame)
     return {
         "reward": float(frame["reward"].mean()),
-        "hack_rate": float(frame["exploited"].mean()),
-        "solve_rate": float(frame["oracle_correct"].mean()),
-        "pass_rate": float(frame["passed"].mean()),
-        "attempt_rate": float(attempted.mean()),
-        "format_ok": float(frame["format_ok"].mean()),
+        **{k: graded[k] for k in ("hack_rate", "solve_rate", "pass_rate", "attempt_rate")},
+        "format_ok": graded["format_ok_rate"],
     }
 
 
