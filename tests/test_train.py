@@ -149,3 +149,19 @@ def test_cli_names_the_bad_config_file(tmp_path):
     assert result.returncode == 2
     assert "run.yaml" in result.stderr and "not a model folder" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_rejects_a_pool_file_that_is_not_a_teacher_pool(micro_organism, tmp_path):
+    bad_pool = tmp_path / "pool.parquet"
+    pd.DataFrame({"problem_id": ["x"], "completion": ["```python\n```"]}).to_parquet(bad_pool)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"model": str(micro_organism), "pool": str(bad_pool), "train": {}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "projected_grpo.train", "--config", str(config), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        "pool.parquet" in result.stderr and "missing columns" in result.stderr and "reward" in result.stderr
+    )
+    assert not (tmp_path / "o").exists()

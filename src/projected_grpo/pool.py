@@ -54,6 +54,18 @@ def build_pool(
         return grade_rows(rows, train, sandbox)
 
 
+POOL_COLUMNS = ("problem_id", "variant", "completion", "reward", "exploited") + tuple(
+    f"attempted_{m}" for m in MODES
+)
+
+
+def check_pool(pool: pd.DataFrame, source: str = "teacher pool") -> None:
+    """Raise ValueError naming the missing columns when ``pool`` is not a teacher pool."""
+    missing = [c for c in POOL_COLUMNS if c not in pool.columns]
+    if missing:
+        raise ValueError(f"{source}: not a teacher pool (missing columns {missing}; written by build_pool)")
+
+
 def restrict_to_modes(pool: pd.DataFrame, known_modes: Sequence[str]) -> pd.DataFrame:
     """Rows that use no lever of a mode outside ``known_modes`` (index reset)."""
     for mode in known_modes:

@@ -44,7 +44,7 @@ from .grpo import dr_grpo_advantages, fixed_denominator, grpo_loss, token_logpro
 from .io import atomic_write_parquet, atomic_write_text
 from .manifest import manifest
 from .modes import MODES
-from .pool import train_problems
+from .pool import check_pool, train_problems
 from .problems import Problem
 from .rollouts import STUDENT, TEACHER, Rollouts, collect, pack
 from .sampler import SamplingConfig, pad_token_id
@@ -215,6 +215,8 @@ def train(
     out_dir = Path(out_dir)
     if config.n_teacher and pool is None:
         raise ValueError(f"train config mix={config.mix} needs a teacher pool; none was given")
+    if pool is not None:
+        check_pool(pool)
     train_set = train_problems(problems)
     if config.prompts_per_step > len(train_set):
         raise ValueError(
@@ -364,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"model: {raw['model']} is not a model folder (no config.json)")
         problems = load_problem_set(raw.get("problems", "builtin"))
         pool = pd.read_parquet(raw["pool"]) if raw.get("pool") else None
+        if pool is not None:
+            check_pool(pool, f"pool: {raw['pool']}")
     except (OSError, ValueError, ProblemFileError, yaml.YAMLError) as exc:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
         return 2
