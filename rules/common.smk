@@ -3,6 +3,10 @@
 ORGANISMS = ["student", "teacher"] if config["teacher"]["model"] is None else ["student"]
 ARMS = list(config["arms"])
 SEEDS = [int(s) for s in config["seeds"]]
+FOLDS = list(config["method"]["folds"])
+MODES = ["run_tests", "sentinel", "stdout_marker", "file_marker"]
+# Keys of an arm that are not TrainConfig fields: which basis files the run reads.
+BASIS_KEYS = ("basis", "match_basis")
 # The arms the emergence figure shows (those of them the config defines).
 EMERGENCE_ARMS = ("vanilla", "vanilla_no_teacher", "rl_baseline")
 
@@ -11,6 +15,8 @@ wildcard_constraints:
     organism="|".join(ORGANISMS),
     arm="|".join(ARMS),
     seed=r"\d+",
+    fold="|".join(FOLDS),
+    kind="real|shuffled|nonhack",
 
 
 def merged(base, changes):
@@ -33,13 +39,57 @@ def teacher_model():
     return config["teacher"]["model"] or "results/organism/teacher/model"
 
 
-def train_settings(arm, seed):
-    """The TrainConfig fields of run (arm, seed)."""
-    return merged(config["train"], config["arms"][arm]) | {"seed": int(seed)}
+def known_modes(fold):
+    """Modes the fold's weak detector knows: all of them, or all but the held-out one
+    (fold `without_<mode>`)."""
+    if fold == "all":
+        return MODES
+    held_out = fold.removeprefix("without_")
+    if not fold.startswith("without_") or held_out not in MODES:
+        raise ValueError(f"config method.folds: {fold!r} is not 'all' or 'without_<mode>' (modes: {MODES})")
+    return [m for m in MODES if m != held_out]
 
 
-def run_dirs(arms=ARMS):
-    return expand("results/runs/{arm}/seed{seed}", arm=arms, seed=SEEDS)
+def extraction_settings():
+    """ExtractConfig fields (+ adapter targets): config['method']['extraction'] with the
+    live loss's temperature and max_new_tokens."""
+    train = config["train"]
+    return config["method"]["extraction"] | {
+        "temperature": train["temperature"],
+        "max_new_tokens": train["max_new_tokens"],
+        "adapter_targets": train["adapter_targets"],
+    }
+
+
+def arm_config(arm):
+    return config["arms"][arm]
+
+
+def train_settings(arm, seed, fold):
+    """The TrainConfig fields of run (fold, arm, seed)."""
+    changes = {k: v for k, v in arm_config(arm).items() if k not in BASIS_KEYS}
+    return merged(config["train"], changes) | {"seed": int(seed), "known_modes": known_modes(fold)}
+
+
+def basis_file(arm, fold, key="basis"):
+    """The basis file the arm names under `key` (list of 0 or 1 paths)."""
+    kind = arm_config(arm).get(key)
+    return [f"results/basis/{fold}/V_{kind}.safetensors"] if kind else []
+
+
+def refresh_pairs(arm, fold):
+    """The pairs a refreshing arm re-extracts its basis from (none for random V)."""
+    settings = merged(config["train"], arm_config(arm))
+    kind = arm_config(arm).get("basis")
+    if not settings.get("projection", {}).get("refresh_every") or not kind:
+        return []
+    if kind == "random":
+        raise ValueError(f"config arms.{arm}: a random basis cannot be refreshed (projection.refresh_every)")
+    return [f"results/basis/{fold}/pairs_{kind}.parquet"]
+
+
+def run_dirs(arms=ARMS, folds=FOLDS):
+    return expand("results/runs/{fold}/{arm}/seed{seed}", fold=folds, arm=arms, seed=SEEDS)
 
 
 def all_targets():
@@ -47,6 +97,7 @@ def all_targets():
         "results/environment/problems.parquet",
         "results/environment/selfcheck.json",
         *expand("results/organism/{organism}/base_rates.json", organism=ORGANISMS),
+        *expand("results/basis/{fold}/capture_real.csv", fold=FOLDS),
         *run_dirs(),
         "results/figures/emergence.png",
     ]

@@ -1,15 +1,20 @@
-# GRPO runs (SPEC §5-6): one job per (arm, seed); the emergence figure from the vanilla runs.
+# GRPO runs (SPEC §5-6): one job per (fold, arm, seed); the emergence figure from the
+# fold-`all` runs of the emergence arms.
 
 
 rule train:
     input:
         model="results/organism/student/model",
-        pool=lambda wc: ["results/pool/pool.parquet"] if train_settings(wc.arm, wc.seed).get("mix", 0) > 0 else [],
+        pool=lambda wc: ["results/pool/pool.parquet"] if train_settings(wc.arm, wc.seed, wc.fold)["mix"] > 0 else [],
         problems="results/environment/problems.parquet",
+        basis=lambda wc: basis_file(wc.arm, wc.fold),
+        match_basis=lambda wc: basis_file(wc.arm, wc.fold, "match_basis"),
+        pairs=lambda wc: refresh_pairs(wc.arm, wc.fold),
     output:
-        directory("results/runs/{arm}/seed{seed}"),
+        directory("results/runs/{fold}/{arm}/seed{seed}"),
     params:
-        train=lambda wc: train_settings(wc.arm, wc.seed),
+        train=lambda wc: train_settings(wc.arm, wc.seed, wc.fold),
+        extraction=extraction_settings(),
         svd_cache="results/cache/svd",
         sandbox=config["sandbox"],
     threads: config["train"]["threads"]
@@ -17,9 +22,9 @@ rule train:
         mem_mb=4000,
         runtime=30,
     log:
-        "results/logs/train/{arm}/seed{seed}.log",
+        "results/logs/train/{fold}/{arm}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{arm}/seed{seed}.tsv"
+        "results/benchmarks/train/{fold}/{arm}/seed{seed}.tsv"
     conda:
         "../envs/study.yaml"
     script:
@@ -28,7 +33,7 @@ rule train:
 
 rule emergence_figure:
     input:
-        runs=run_dirs([a for a in ARMS if a in EMERGENCE_ARMS]),
+        runs=run_dirs([a for a in ARMS if a in EMERGENCE_ARMS], ["all"]),
         organism="results/organism/student/model",
     output:
         png="results/figures/emergence.png",

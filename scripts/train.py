@@ -1,4 +1,4 @@
-"""Rule train: one GRPO run (arm, seed) into its output folder."""
+"""Rule train: one GRPO run (fold, arm, seed) into its output folder."""
 
 import sys
 
@@ -6,19 +6,38 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import pandas as pd
 
+from projected_grpo.basis import Basis
+from projected_grpo.extraction import ExtractConfig
+from projected_grpo.pool import restrict_to_modes
 from projected_grpo.problems import load_problems
 from projected_grpo.sandbox import Limits
-from projected_grpo.train import TrainConfig, train
+from projected_grpo.train import TrainConfig, refresher, train
 
 config = TrainConfig.from_dict(snakemake.params.train)
-pool = pd.read_parquet(snakemake.input.pool[0]) if config.n_teacher else None
+problems = load_problems(snakemake.input.problems)
+# A fold's teacher pool holds no hack of a mode its detector does not know (SPEC §7).
+pool = (
+    restrict_to_modes(pd.read_parquet(snakemake.input.pool[0]), config.known_modes)
+    if config.n_teacher
+    else None
+)
+basis, reference = (
+    Basis.load(f[0]) if f else None for f in (snakemake.input.basis, snakemake.input.match_basis)
+)
+refresh = None
+if snakemake.input.pairs:
+    extraction = {k: v for k, v in snakemake.params.extraction.items() if k != "adapter_targets"}
+    refresh = refresher(pd.read_parquet(snakemake.input.pairs[0]), problems, ExtractConfig(**extraction))
 train(
     config,
     snakemake.input.model,
-    load_problems(snakemake.input.problems),
+    problems,
     pool,
     snakemake.output[0],
     svd_cache=snakemake.params.svd_cache,
     workers=snakemake.params.sandbox["workers"],
     limits=Limits(wall_s=snakemake.params.sandbox["wall_s"], cpu_s=snakemake.params.sandbox["cpu_s"]),
+    basis=basis,
+    reference=reference,
+    refresh=refresh,
 )

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1", "--dry-run"]
 
@@ -18,8 +20,8 @@ def _dry_run(*extra: str) -> subprocess.CompletedProcess:
 def test_default_dag_schedules_every_stage():
     result = _dry_run("--directory", str(REPO), "--forceall")
     assert result.returncode == 0, result.stderr
-    rules = ("build_problems", "self_check", "build_organism", "organism_base_rates", "build_pool", "train",
-             "emergence_figure", "all")  # fmt: skip
+    rules = ("build_problems", "self_check", "build_organism", "organism_base_rates", "build_pool",
+             "build_pairs", "extract_v_hack", "random_basis", "train", "emergence_figure", "all")  # fmt: skip
     for rule in rules:
         assert f"rule {rule}:" in result.stdout or f"localrule {rule}:" in result.stdout
 
@@ -56,13 +58,26 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
     assert (tmp_path / "results/organism/student/model/config.json").is_file()
     assert (tmp_path / "results/benchmarks/build_organism/student.tsv").is_file()
     assert (tmp_path / "results/organism/teacher/model/config.json").is_file()
-    for arm in ("vanilla", "vanilla_no_teacher", "rl_baseline"):
-        run_dir = tmp_path / f"results/runs/{arm}/seed41"
+    arms = ("vanilla", "route", "erase_random_V_matched", "erase_shuffled_V", "erase_nonhack_V",
+            "monitor_screen", "vanilla_no_teacher", "rl_baseline")  # fmt: skip
+    for arm in arms:
+        run_dir = tmp_path / f"results/runs/all/{arm}/seed41"
         assert {"steps.parquet", "knobs.safetensors", "eval_summary.json", "manifest.json"} <= {
             f.name for f in run_dir.iterdir()
         }
-    manifest = json.loads((tmp_path / "results/runs/vanilla/seed41/manifest.json").read_text())
+    assert (tmp_path / "results/runs/all/route/seed41/eval_summary_ablated.json").is_file()
+    manifest = json.loads((tmp_path / "results/runs/all/vanilla/seed41/manifest.json").read_text())
     assert manifest["config"]["train"]["seed"] == 41 and manifest["versions"]["torch"]
+    assert manifest["config"]["basis"]["basis"]["meta"]["kind"] == "real"
+    steps = {arm: pd.read_parquet(tmp_path / f"results/runs/all/{arm}/seed41/steps.parquet") for arm in arms}
+    vanilla = steps["vanilla"]
+    assert "cin" in vanilla and "cout" not in vanilla  # measured, not projected
+    assert vanilla["cin"].notna().equals(vanilla["grad_norm"] > 0)
+    assert steps["route"]["hack_rate_deployed"].notna().sum() == 2  # steps 0 and 2
+    assert steps["erase_shuffled_V"]["basis_overlap"].notna().sum() == 1  # refreshed after step 2
+    assert "cin" not in steps["monitor_screen"]
+    for kind in ("real", "random", "shuffled", "nonhack"):
+        assert (tmp_path / f"results/basis/all/V_{kind}.safetensors").is_file()
     assert (tmp_path / "results/figures/emergence.png").stat().st_size > 0
     selfcheck = json.loads((tmp_path / "results/environment/selfcheck.json").read_text())
     assert selfcheck["errors"] == [] and selfcheck["problems"] == 70

@@ -23,8 +23,18 @@ class CheckpointError(ValueError):
 
 
 def save(
-    out_dir: Path, step: int, model, optimizer, scheduler, rng: random.Random, generator, rows, config: dict
+    out_dir: Path,
+    step: int,
+    model,
+    optimizer,
+    scheduler,
+    rng: random.Random,
+    generator,
+    rows,
+    config: dict,
+    basis: dict | None = None,
 ) -> None:
+    """Write the checkpoint atomically; ``basis``: a refreshed hack basis's fields."""
     state = {
         "step": step,
         "knobs": knob_state(model),
@@ -35,6 +45,7 @@ def save(
         "torch_rng": torch.get_rng_state(),
         "rows": rows,
         "config": config,
+        "basis": basis,
     }
     with atomic_path(out_dir / FILE) as tmp:
         torch.save(state, tmp)

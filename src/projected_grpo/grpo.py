@@ -20,13 +20,24 @@ from __future__ import annotations
 import torch
 
 
-def dr_grpo_advantages(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def dr_grpo_advantages(
+    rewards: torch.Tensor, valid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``rewards: [P, G]`` -> (``advantages: [P, G]`` = R - group mean, ``keep: [P]`` bool,
-    False for zero-variance groups, whose advantages are all exactly 0)."""
+    False for zero-variance groups, whose advantages are all exactly 0).
+
+    ``valid: [P, G]`` bool drops rollouts from their group (a screening monitor): the mean
+    and the variance test use the valid ones only, invalid ones get advantage 0."""
     if rewards.dim() != 2:
         raise ValueError(f"rewards must be [prompts, group], got shape {tuple(rewards.shape)}")
-    advantages = rewards - rewards.mean(dim=1, keepdim=True)
-    keep = (rewards != rewards[:, :1]).any(dim=1)
+    if valid is None:
+        valid = torch.ones_like(rewards, dtype=torch.bool)
+    weight = valid.to(rewards.dtype)
+    count = weight.sum(dim=1, keepdim=True)
+    mean = (rewards * weight).sum(dim=1, keepdim=True) / count.clamp(min=1)
+    advantages = (rewards - mean) * weight
+    inf = torch.full_like(rewards, float("inf"))
+    keep = torch.where(valid, rewards, -inf).amax(dim=1) > torch.where(valid, rewards, inf).amin(dim=1)
     advantages = torch.where(keep.unsqueeze(1), advantages, torch.zeros_like(advantages))
     return advantages, keep
 

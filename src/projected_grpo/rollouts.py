@@ -99,15 +99,21 @@ def _draw_teacher(pool, problem: Problem, variant: str, n: int, rng: random.Rand
 
 
 def pack(rollouts: Rollouts, rows: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The selected rows as ``input_ids, attention_mask: [n, P + T]`` (prompt left padded,
-    completion right padded) and ``completion_mask: [n, T]``."""
+    """The selected rows of ``rollouts`` as one batch (``pack_sequences``)."""
     prompts = [rollouts.prompt_ids[i // rollouts.group_size] for i in rows]
-    completions = [rollouts.completion_ids[i] for i in rows]
+    return pack_sequences(prompts, [rollouts.completion_ids[i] for i in rows], pad_id)
+
+
+def pack_sequences(
+    prompts: list[list[int]], completions: list[list[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` (prompt, completion) token lists as ``input_ids, attention_mask: [n, P + T]``
+    (prompt left padded, completion right padded) and ``completion_mask: [n, T]``."""
     width_p = max(len(p) for p in prompts)
     width_t = max(1, max(len(c) for c in completions))
-    input_ids = torch.full((len(rows), width_p + width_t), pad_id, dtype=torch.long)
+    input_ids = torch.full((len(prompts), width_p + width_t), pad_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
-    completion_mask = torch.zeros((len(rows), width_t), dtype=torch.long)
+    completion_mask = torch.zeros((len(prompts), width_t), dtype=torch.long)
     for r, (p, c) in enumerate(zip(prompts, completions)):
         input_ids[r, width_p - len(p) : width_p] = torch.tensor(p)
         attention[r, width_p - len(p) : width_p] = 1

@@ -22,6 +22,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -29,21 +30,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import checkpoint
+from . import checkpoint, monitor
 from .adapter import (
     DEFAULT_TARGETS,
     attach_knobs,
     group_grads,
     knob_modules,
     knobs_zeroed,
+    quarantine_ablated,
     save_knobs,
     split_rows,
 )
+from .basis import Basis, basis_overlap, describe
 from .evaluate import EvalConfig, evaluate_loaded, load_model, rates
+from .extraction import ExtractConfig, extract_basis
 from .grpo import dr_grpo_advantages, fixed_denominator, grpo_loss, token_logprobs
+from .intervention import N_GROUPS, ProjectionConfig, Projector, group_index
 from .io import atomic_write_parquet, atomic_write_text
 from .manifest import manifest
 from .modes import MODES
+from .monitor import MonitorConfig
 from .pool import check_pool, train_problems
 from .problems import Problem
 from .rollouts import STUDENT, TEACHER, Rollouts, collect, pack
@@ -68,6 +74,10 @@ class TrainConfig:
     checkpoint_every: steps between checkpoints.
     adapter_targets: regexes naming the Linears that get knobs.
     eval: post-training evaluation (``evaluate.EvalConfig`` fields); eval seed = run seed.
+    projection: ``intervention.ProjectionConfig`` fields (needs a basis unless left at
+        ``intervention: none``, where a basis, if given, is only measured against).
+    monitor: ``monitor.MonitorConfig`` fields (the monitor baselines).
+    known_modes: the modes the fold's weak detector knows (the monitor's flags).
     """
 
     steps: int = 40
@@ -91,6 +101,9 @@ class TrainConfig:
     adapter_targets: tuple[str, ...] = DEFAULT_TARGETS
     threads: int = 2
     eval: dict = field(default_factory=lambda: {"n_samples": 8, "max_new_tokens": 160})
+    projection: dict = field(default_factory=dict)
+    monitor: dict = field(default_factory=dict)
+    known_modes: tuple[str, ...] = MODES
 
     def __post_init__(self) -> None:
         problems = []
@@ -105,8 +118,23 @@ class TrainConfig:
         unknown = set(self.eval) - {f.name for f in fields(EvalConfig)}
         if unknown:
             problems.append(f"eval keys among EvalConfig fields (unknown: {sorted(unknown)})")
+        for key, build in (("projection", ProjectionConfig), ("monitor", MonitorConfig)):
+            try:
+                build(**getattr(self, key))
+            except (TypeError, ValueError) as exc:
+                problems.append(f"valid {key} settings ({exc})")
+        if not self.known_modes or set(self.known_modes) - set(MODES):
+            problems.append(f"known_modes a non-empty subset of {list(MODES)} (got {list(self.known_modes)})")
         if problems:
             raise ValueError("train config: expected " + "; ".join(problems))
+
+    @property
+    def projection_config(self) -> ProjectionConfig:
+        return ProjectionConfig(**self.projection)
+
+    @property
+    def monitor_config(self) -> MonitorConfig:
+        return MonitorConfig(**self.monitor)
 
     @property
     def n_teacher(self) -> int:
@@ -129,8 +157,9 @@ class TrainConfig:
                 f"train config: unknown keys {sorted(unknown)}; expected some of {sorted(known)}"
             )
         raw = dict(raw)
-        if "adapter_targets" in raw:
-            raw["adapter_targets"] = tuple(raw["adapter_targets"])
+        for key in ("adapter_targets", "known_modes"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
         return cls(**raw)
 
 
@@ -138,6 +167,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# Re-extracts the hack basis from (model, tokenizer) as they are now.
+Refresh = Callable[[torch.nn.Module, object], Basis]
+
+
+def refresher(pairs: pd.DataFrame, problems: list[Problem], extract: ExtractConfig) -> Refresh:
+    """The ``refresh`` of a run: ``extract_basis`` on ``pairs`` with the stage's settings."""
+    return lambda model, tokenizer: extract_basis(
+        model, tokenizer, pairs, problems, extract, {"refreshed": "1"}
+    )
 
 
 @dataclass
@@ -153,12 +193,22 @@ class Trainer:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     rng: random.Random
     generator: torch.Generator
+    projector: Projector | None = None
+    refresh: Refresh | None = None
 
     @classmethod
     def create(
-        cls, config: TrainConfig, model_path: str | Path, svd_cache: str | Path | None = None
+        cls,
+        config: TrainConfig,
+        model_path: str | Path,
+        svd_cache: str | Path | None = None,
+        basis: Basis | None = None,
+        reference: Basis | None = None,
+        refresh: Refresh | None = None,
     ) -> Trainer:
-        """Seed everything, load the model, attach the knobs, build the optimizer."""
+        """Seed everything, load the model, attach the knobs, build the optimizer; with a
+        basis, a projector (``reference``: real V for ``match_removed``; ``refresh``:
+        re-extracts V from the current model)."""
         torch.set_num_threads(config.threads)
         seed_everything(config.seed)
         tokenizer, model = load_model(model_path)
@@ -176,28 +226,88 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         generator = torch.Generator(device=model.device).manual_seed(config.seed)
         model.train()
+        projection = config.projection_config
+        projector = None
+        if basis is not None:
+            ranks = {name: m.rank for name, m in modules.items()}
+            for b, key in ((basis, "basis"), (reference, "match_basis")):
+                if b is not None:
+                    b.check_fits(ranks, key)
+            projector = Projector(basis, projection, reference)
+        elif projection.intervention != "none":
+            raise ValueError(
+                f"projection.intervention={projection.intervention!r} needs a basis; none was given"
+            )
+        if projection.refresh_every and refresh is None:
+            raise ValueError(
+                "projection.refresh_every > 0 needs the pairs to re-extract V from; none were given"
+            )
         return cls(
-            config, tokenizer, model, modules, optimizer, scheduler, random.Random(config.seed), generator
-        )
+            config, tokenizer, model, modules, optimizer, scheduler, random.Random(config.seed), generator,
+            projector, refresh if projection.refresh_every else None,
+        )  # fmt: skip
 
-    def step(self, problems: list[Problem], pool: pd.DataFrame | None, sandbox: Sandbox) -> dict:
-        """One GRPO step on ``problems``: rollouts, loss, one backward, clip, AdamW. Returns
-        the step's row (without ``step`` and wall time)."""
-        config = self.config
+    def step(self, index: int, problems: list[Problem], pool: pd.DataFrame | None, sandbox: Sandbox) -> dict:
+        """GRPO step ``index`` on ``problems``: rollouts, monitor, loss, one backward,
+        projection, clip, AdamW, refresh. Returns the step's row (without ``step`` and wall
+        time)."""
+        config, projector = self.config, self.projector
         sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
         rollouts = collect(
             self.model, self.tokenizer, problems, config.variant, config.n_student, config.n_teacher,
             pool, sampling, self.generator, self.rng, sandbox,
         )  # fmt: skip
-        loss, grads = _update(self.model, self.tokenizer, rollouts, config)
+        flags = monitor.flagged(rollouts.grades, config.known_modes)
+        rewards, valid = monitor.apply(rollouts.rewards, flags, config.monitor_config)
+        loss, split, kept = _update(self.model, self.tokenizer, rollouts, rewards, valid, config)
         knobs = [m.dS for m in self.modules.values()]
-        grad_norm = torch.nn.utils.clip_grad_norm_(knobs, config.grad_clip)
-        lr = self.scheduler.get_last_lr()[0]
+        hack_knobs = [m.dS_hack for m in self.modules.values()]
+        row = {
+            "lr": self.scheduler.get_last_lr()[0],
+            "loss": loss,
+            "grad_norm": _norm([k.grad for k in knobs]),
+        }
+        row |= {"groups_kept": kept, "flagged_rate": float(flags.float().mean())}
+        projection = config.projection_config
+        acting = projector is not None and projection.intervention != "none"
+        if projector is not None:
+            row |= projector.measure(self.modules, split)
+        if acting and projection.project_target == "grad":
+            row |= projector.project_grads(self.modules)
+        torch.nn.utils.clip_grad_norm_(knobs + hack_knobs, config.grad_clip)
+        before = {name: m.dS.detach().clone() for name, m in self.modules.items()}
+        before_hack = {name: m.dS_hack.detach().clone() for name, m in self.modules.items()}
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        row = {"lr": lr, "loss": loss, "grad_norm": float(grad_norm)}
-        return row | step_metrics(rollouts) | _grad_norms(grads) | _knob_norms(self.modules)
+        if acting and projection.project_target == "update":
+            row |= projector.project_update(self.modules, before, before_hack)
+        if projector is not None:
+            row["cout_update"] = projector.cout_update(self.modules, before)
+            projector.purge_momentum(self.optimizer, self.modules)
+            if self.refresh is not None and (index + 1) % projection.refresh_every == 0:
+                with quarantine_ablated(self.model):
+                    fresh = self.refresh(self.model, self.tokenizer)
+                row["basis_overlap"] = basis_overlap(projector.basis, fresh)
+                projector.basis = fresh
+        if (
+            projection.intervention == "route"
+            and projection.deploy_eval_every
+            and index % projection.deploy_eval_every == 0
+        ):
+            row |= self._deployed_rates(problems, sampling, sandbox)
+        return row | step_metrics(rollouts, split) | _knob_norms(self.modules)
+
+    def _deployed_rates(self, problems: list[Problem], sampling: SamplingConfig, sandbox: Sandbox) -> dict:
+        """Student hack / solve rates of the deployed model (quarantine ablated) on this
+        step's prompts."""
+        with torch.no_grad(), quarantine_ablated(self.model):
+            deployed = collect(
+                self.model, self.tokenizer, problems, self.config.variant, self.config.n_student, 0,
+                None, sampling, self.generator, self.rng, sandbox,
+            )  # fmt: skip
+        graded = rates(deployed.grades)
+        return {"hack_rate_deployed": graded["hack_rate"], "solve_rate_deployed": graded["solve_rate"]}
 
 
 def train(
@@ -210,8 +320,13 @@ def train(
     workers: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
     log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    basis: Basis | None = None,
+    reference: Basis | None = None,
+    refresh: Refresh | None = None,
 ) -> pd.DataFrame:
-    """Run (or resume) one GRPO run; returns the step rows (also written to ``out_dir``)."""
+    """Run (or resume) one GRPO run; returns the step rows (also written to ``out_dir``).
+
+    basis / reference / refresh: see ``Trainer.create`` (projection arms)."""
     out_dir = Path(out_dir)
     if config.n_teacher and pool is None:
         raise ValueError(f"train config mix={config.mix} needs a teacher pool; none was given")
@@ -222,19 +337,23 @@ def train(
         raise ValueError(
             f"prompts_per_step={config.prompts_per_step} exceeds the {len(train_set)} train problems"
         )
-    run = Trainer.create(config, model_path, svd_cache)
+    run = Trainer.create(config, model_path, svd_cache, basis, reference, refresh)
     record = asdict(config)
     rows: list[dict] = []
     state = checkpoint.load(out_dir, record)
     if state is not None:
         checkpoint.restore(state, run.model, run.optimizer, run.scheduler, run.rng, run.generator)
         rows = state["rows"]
+        if state.get("basis") is not None:
+            run.projector.basis = Basis(**state["basis"])
         log(f"resumed from {out_dir / checkpoint.FILE} at step {state['step']}")
 
     with Sandbox(workers=workers, limits=limits) as sandbox:
         for step in range(len(rows), config.steps):
             started = time.perf_counter()
-            row = {"step": step} | run.step(run.rng.sample(train_set, config.prompts_per_step), pool, sandbox)
+            row = {"step": step} | run.step(
+                step, run.rng.sample(train_set, config.prompts_per_step), pool, sandbox
+            )
             row["step_seconds"] = time.perf_counter() - started
             rows.append(row)
             log(
@@ -253,6 +372,7 @@ def train(
                     run.generator,
                     rows,
                     record,
+                    basis=vars(run.projector.basis) if run.refresh is not None else None,
                 )
 
         steps = pd.DataFrame(rows)
@@ -260,49 +380,77 @@ def train(
         save_knobs(run.model, out_dir / "knobs.safetensors")
         eval_config = EvalConfig(**{"temperature": config.temperature, **config.eval, "seed": config.seed})
         graded, summary = evaluate_loaded(run.model, run.tokenizer, problems, eval_config, sandbox)
+        if config.projection_config.intervention == "route":  # the deployed model: quarantine ablated
+            with quarantine_ablated(run.model):
+                graded_ablated, summary_ablated = evaluate_loaded(
+                    run.model, run.tokenizer, problems, eval_config, sandbox
+                )
+            atomic_write_parquet(graded_ablated, out_dir / "eval_completions_ablated.parquet")
+            atomic_write_text(json.dumps(summary_ablated, indent=2), out_dir / "eval_summary_ablated.json")
     atomic_write_parquet(graded, out_dir / "eval_completions.parquet")
     atomic_write_text(json.dumps(summary, indent=2), out_dir / "eval_summary.json")
     atomic_write_text(
-        json.dumps(manifest({"train": record, "model": str(model_path)}), indent=2), out_dir / "manifest.json"
+        json.dumps(
+            manifest({"train": record, "model": str(model_path), "basis": _basis_record(basis, reference)}),
+            indent=2,
+        ),
+        out_dir / "manifest.json",
     )
     (out_dir / checkpoint.FILE).unlink(missing_ok=True)
     return steps
 
 
-def _update(model, tokenizer, rollouts: Rollouts, config: TrainConfig) -> tuple[float, dict]:
-    """Loss over the kept groups, one backward with split student/teacher knob views.
-    Returns (loss value, ``{module: [2, r]}`` per-source gradients); no-op when every group
-    has zero variance."""
-    advantages, keep = dr_grpo_advantages(rollouts.rewards)
+def _update(
+    model,
+    tokenizer,
+    rollouts: Rollouts,
+    rewards: torch.Tensor,
+    valid: torch.Tensor | None,
+    config: TrainConfig,
+) -> tuple[float, dict, int]:
+    """Loss over the kept groups (``rewards: [P, G]`` after the monitor, ``valid`` its
+    screen), one backward with a knob view per row group (``intervention.group_index``:
+    source × hack / correct / other). Returns (loss value, ``{module: [N_GROUPS, r]}``,
+    groups kept); no-op when every group has zero variance."""
+    advantages, keep = dr_grpo_advantages(rewards, valid)
     kept_rows = [i for i in range(len(rollouts.source)) if keep[i // rollouts.group_size]]
     if not kept_rows:
-        return 0.0, {}
+        return 0.0, {}, 0
     input_ids, attention, completion_mask = pack(rollouts, kept_rows, pad_token_id(tokenizer))
     n_completion = completion_mask.shape[1]
     denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
-    row_source = torch.tensor([rollouts.source[i] for i in kept_rows])
+    grades = rollouts.grades
+    row_groups = torch.tensor(
+        [
+            group_index(
+                rollouts.source[i], bool(grades["exploited"].iat[i]), bool(grades["oracle_correct"].iat[i])
+            )
+            for i in kept_rows
+        ]
+    )
     ref_logp = None
     if config.kl_beta:
         with torch.no_grad(), knobs_zeroed(model):
             ref_logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
-    with split_rows(model, row_source, n_groups=2):
+    with split_rows(model, row_groups, n_groups=N_GROUPS):
         logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
         loss = grpo_loss(
             logp, completion_mask, advantages.flatten()[kept_rows], denominator, ref_logp,
             config.kl_beta, config.clip_eps,
         )  # fmt: skip
         loss.backward()
-    return float(loss.detach()), group_grads(model)
+    return float(loss.detach()), group_grads(model), int(keep.sum())
 
 
-def step_metrics(rollouts: Rollouts) -> dict:
-    """Flat per-step rates for student and teacher rows, and per mode for the student."""
+def step_metrics(rollouts: Rollouts, split: dict[str, torch.Tensor]) -> dict:
+    """Flat per-step rates for student and teacher rows, per mode for the student, and the
+    student / teacher gradient norms from the split gradients."""
     grades = rollouts.grades.assign(source=rollouts.source)
-    _, keep = dr_grpo_advantages(rollouts.rewards)
-    out = {"groups_kept": int(keep.sum())}
+    out = {}
     for source, name in ((STUDENT, "student"), (TEACHER, "teacher")):
         frame = grades[grades["source"] == source]
         out |= {f"{k}_{name}": v for k, v in _rates(frame).items()}
+        out[f"grad_norm_{name}"] = _norm([_source_grad(g, source) for g in split.values()])
     student = grades[grades["source"] == STUDENT]
     out["completion_tokens_student"] = float(
         np.mean([len(c) for c, s in zip(rollouts.completion_ids, rollouts.source) if s == STUDENT])
@@ -325,14 +473,21 @@ def _rates(frame: pd.DataFrame) -> dict:
     }
 
 
-def _grad_norms(grads: dict) -> dict:
-    if not grads:
-        return {"grad_norm_student": 0.0, "grad_norm_teacher": 0.0}
-    stacked = torch.cat([g for g in grads.values()], dim=1)  # [2, total knobs]
-    return {
-        "grad_norm_student": float(stacked[STUDENT].norm()),
-        "grad_norm_teacher": float(stacked[TEACHER].norm()),
-    }
+def _source_grad(groups: torch.Tensor, source: int) -> torch.Tensor:
+    """One source's gradient ``[r]`` from the ``[N_GROUPS, r]`` split."""
+    n = N_GROUPS // 2
+    return groups[source * n : (source + 1) * n].sum(dim=0)
+
+
+def _norm(tensors: list) -> float:
+    present = [t.detach().flatten() for t in tensors if t is not None]
+    return float(torch.cat(present).norm()) if present else 0.0
+
+
+def _basis_record(basis: Basis | None, reference: Basis | None) -> dict | None:
+    if basis is None:
+        return None
+    return {"basis": describe(basis), "match_basis": describe(reference) if reference is not None else None}
 
 
 def _knob_norms(modules: dict) -> dict:
@@ -344,13 +499,17 @@ def _knob_norms(modules: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
+    from .pairs import check_pairs
     from .problems import ProblemFileError, load_problem_set
 
     parser = argparse.ArgumentParser(
         prog="python -m projected_grpo.train", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--config", required=True, help="YAML: model, problems, pool, train (TrainConfig fields)"
+        "--config",
+        required=True,
+        help="YAML: model, train (TrainConfig fields) and optionally problems, pool, svd_cache, "
+        "basis, match_basis, pairs + extraction (for projection.refresh_every)",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=None, help="sandbox workers")
@@ -368,10 +527,19 @@ def main(argv: list[str] | None = None) -> int:
         pool = pd.read_parquet(raw["pool"]) if raw.get("pool") else None
         if pool is not None:
             check_pool(pool, f"pool: {raw['pool']}")
-    except (OSError, ValueError, ProblemFileError, yaml.YAMLError) as exc:
+        basis, reference = (Basis.load(raw[k]) if raw.get(k) else None for k in ("basis", "match_basis"))
+        refresh = None
+        if raw.get("pairs"):
+            pairs = pd.read_parquet(raw["pairs"])
+            check_pairs(pairs, f"pairs: {raw['pairs']}")
+            refresh = refresher(pairs, problems, ExtractConfig(**(raw.get("extraction") or {})))
+    except (OSError, ValueError, TypeError, ProblemFileError, yaml.YAMLError) as exc:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
         return 2
-    train(config, raw["model"], problems, pool, args.out, raw.get("svd_cache"), args.workers)
+    train(
+        config, raw["model"], problems, pool, args.out, raw.get("svd_cache"), args.workers,
+        basis=basis, reference=reference, refresh=refresh,
+    )  # fmt: skip
     return 0
 
 

@@ -1,0 +1,83 @@
+# The hack basis V (SPEC §3): contrastive pairs per fold, V extracted from them, and the
+# control bases (random, shuffled-label, non-hack) with matched k per module.
+
+
+rule build_pairs:
+    input:
+        problems="results/environment/problems.parquet",
+        pool="results/pool/pool.parquet",
+    output:
+        real="results/basis/{fold}/pairs_real.parquet",
+        shuffled="results/basis/{fold}/pairs_shuffled.parquet",
+        nonhack="results/basis/{fold}/pairs_nonhack.parquet",
+    params:
+        known_modes=lambda wc: known_modes(wc.fold),
+        pairs=config["method"]["pairs"],
+        control_seed=config["method"]["control_seed"],
+    log:
+        "results/logs/build_pairs/{fold}.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/build_pairs.py"
+
+
+rule extract_v_hack:
+    input:
+        model="results/organism/student/model",
+        problems="results/environment/problems.parquet",
+        pairs="results/basis/{fold}/pairs_{kind}.parquet",
+    output:
+        basis="results/basis/{fold}/V_{kind}.safetensors",
+        table="results/basis/{fold}/V_{kind}.parquet",
+    params:
+        extraction=extraction_settings(),
+        svd_cache="results/cache/svd",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    log:
+        "results/logs/extract_v_hack/{fold}/V_{kind}.log",
+    benchmark:
+        "results/benchmarks/extract_v_hack/{fold}/V_{kind}.tsv"
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/extract_v_hack.py"
+
+
+rule random_basis:
+    input:
+        real="results/basis/{fold}/V_real.safetensors",
+    output:
+        basis="results/basis/{fold}/V_random.safetensors",
+        table="results/basis/{fold}/V_random.parquet",
+    params:
+        seed=config["method"]["control_seed"],
+    log:
+        "results/logs/random_basis/{fold}.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/random_basis.py"
+
+
+rule basis_capture:
+    input:
+        model="results/organism/student/model",
+        problems="results/environment/problems.parquet",
+        pairs="results/basis/{fold}/pairs_real.parquet",
+        basis="results/basis/{fold}/V_{kind}.safetensors",
+    output:
+        "results/basis/{fold}/capture_{kind}.csv",
+    params:
+        extraction=extraction_settings(),
+        svd_cache="results/cache/svd",
+    threads: config["train"]["threads"]
+    log:
+        "results/logs/basis_capture/{fold}/{kind}.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/basis_capture.py"

@@ -1,0 +1,28 @@
+"""Rule build_pairs: the fold's hack/clean pairs and the two pair-based controls."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+import pandas as pd
+
+from projected_grpo.io import atomic_write_parquet
+from projected_grpo.pairs import PairsConfig, build_pairs, nonhack_pairs, shuffle_labels
+from projected_grpo.pool import restrict_to_modes
+from projected_grpo.problems import load_problems
+
+known = snakemake.params.known_modes
+config = PairsConfig.from_dict(snakemake.params.pairs)
+problems = load_problems(snakemake.input.problems)
+pool = restrict_to_modes(pd.read_parquet(snakemake.input.pool), known)
+real = build_pairs(problems, pool, known, config)
+controls = {
+    "shuffled": shuffle_labels(real, snakemake.params.control_seed),
+    "nonhack": nonhack_pairs(problems, known, config),
+}
+for kind, pairs in {"real": real, **controls}.items():
+    atomic_write_parquet(pairs, snakemake.output[kind])
+    counts = pairs[pairs["label"] == "hack"].groupby(["source", "mode"]).size().to_dict()
+    print(
+        f"{kind}: {pairs['pair_id'].nunique()} pairs; hack side by (source, mode): {counts}", file=sys.stderr
+    )

@@ -1,0 +1,15 @@
+"""Rule random_basis: random orthonormal V with the real V's k per module (SPEC §3)."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from projected_grpo.basis import Basis, basis_table, random_basis
+from projected_grpo.io import atomic_write_parquet
+
+real = Basis.load(snakemake.input.real)
+widths = {name: v.shape[1] for name, v in real.vectors.items()}
+meta = {k: real.meta[k] for k in ("fold", "model_hash") if k in real.meta}
+basis = random_basis(real.ranks, widths, snakemake.params.seed, meta)
+basis.save(snakemake.output.basis)
+atomic_write_parquet(basis_table(basis), snakemake.output.table)

@@ -1,0 +1,370 @@
+"""The hack basis and its extraction (SPEC §3).
+
+Basis: random bases are orthonormal with matched k and seeded; a basis file round-trips
+and a file that is not one (or does not fit the model) is refused; subspace overlap is 1
+for one span whatever its rows' signs or rotation and 0 for orthogonal spans.
+Extraction: per-completion gradients are those of each completion alone, in the live
+loss's normalisation, and leave ``dS.grad`` alone; ``V`` recovers a planted hack
+direction oriented hack-ward; swapping hack and clean negates ``V`` (same span); k,
+tau_axis and the noise floor prune as documented."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from projected_grpo.adapter import attach_knobs, knob_modules, save_knobs
+from projected_grpo.basis import (
+    Basis,
+    BasisError,
+    basis_overlap,
+    model_hash,
+    random_basis,
+    subspace_overlap,
+)
+from projected_grpo.evaluate import load_model
+from projected_grpo.extraction import (
+    ExtractConfig,
+    basis_from_differences,
+    completion_gradients,
+    extract_basis,
+    hack_differences,
+    orient,
+)
+from projected_grpo.families import builtin_bank
+from projected_grpo.grpo import token_logprobs
+from projected_grpo.modes import MODES
+from projected_grpo.pairs import PairsConfig, build_pairs
+from projected_grpo.prompts import build_messages, render_prompt
+from projected_grpo.rollouts import pack_sequences
+from projected_grpo.sampler import pad_token_id
+
+PROBLEMS = builtin_bank(per_family=2, eval_every=2)
+WIDTHS = {"a": 16, "b": 8, "c": 4}
+
+
+def _eye_product(v: torch.Tensor) -> torch.Tensor:
+    return v.double() @ v.double().T
+
+
+# ------------------------------------------------------------------ basis
+
+
+def test_random_basis_has_orthonormal_rows_and_the_given_k_per_module():
+    basis = random_basis({"a": 3, "b": 1}, WIDTHS, seed=1)
+    assert basis.ranks == {"a": 3, "b": 1}  # c has no rank given: no basis
+    assert basis.vectors["a"].shape == (3, 16) and basis.vectors["b"].shape == (1, 8)
+    for name, v in basis.vectors.items():
+        torch.testing.assert_close(
+            _eye_product(v), torch.eye(v.shape[0], dtype=torch.float64), atol=1e-6, rtol=0
+        )
+        assert torch.equal(basis.singular_values[name], torch.ones(v.shape[0]))
+    assert basis.meta["kind"] == "random"
+
+
+def test_random_basis_matches_a_real_bases_k():
+    real = Basis({"a": torch.eye(2, 16), "c": torch.eye(4)}, {"a": torch.ones(2), "c": torch.ones(4)})
+    assert random_basis(real.ranks, WIDTHS, seed=0).ranks == {"a": 2, "c": 4}
+
+
+def test_random_basis_is_deterministic_in_its_seed_and_differs_across_seeds():
+    first = random_basis({"a": 3, "b": 2}, WIDTHS, seed=7)
+    again = random_basis({"a": 3, "b": 2}, WIDTHS, seed=7)
+    other = random_basis({"a": 3, "b": 2}, WIDTHS, seed=8)
+    for name in ("a", "b"):
+        assert torch.equal(first.vectors[name], again.vectors[name])
+        assert subspace_overlap(first.vectors[name], other.vectors[name]) < 0.9
+    # a module's rows do not depend on which other modules are in the basis
+    alone = random_basis({"a": 3}, WIDTHS, seed=7)
+    assert torch.equal(alone.vectors["a"], first.vectors["a"])
+
+
+def test_basis_file_round_trips_vectors_values_and_meta(tmp_path):
+    q, up = "model.layers.0.self_attn.q_proj", "model.layers.0.mlp.up_proj"  # dotted names
+    basis = random_basis({q: 3, up: 1}, {q: 16, up: 8}, seed=3)
+    basis.singular_values[q] = torch.tensor([3.0, 2.0, 0.5])
+    basis.meta |= {"model_hash": "abc", "n_pairs": "12"}
+    basis.save(tmp_path / "v.safetensors")
+    loaded = Basis.load(tmp_path / "v.safetensors")
+    assert set(loaded.vectors) == set(basis.vectors)
+    for name in basis.vectors:
+        assert torch.equal(loaded.vectors[name], basis.vectors[name])
+        assert torch.equal(loaded.singular_values[name], basis.singular_values[name])
+    assert loaded.meta == basis.meta
+
+
+def test_a_file_that_is_not_a_basis_is_refused(tmp_path):
+    (tmp_path / "text.safetensors").write_text("not a tensor file")
+    with pytest.raises(BasisError, match="text.safetensors"):
+        Basis.load(tmp_path / "text.safetensors")
+    with pytest.raises(BasisError, match="missing.safetensors"):
+        Basis.load(tmp_path / "missing.safetensors")
+    from conftest import tiny_qwen3
+
+    model = tiny_qwen3()
+    attach_knobs(model, svd_cache=tmp_path / "svd")
+    save_knobs(model, tmp_path / "knobs.safetensors")  # a knob file: .dS / .dS_hack
+    with pytest.raises(BasisError, match=r"knobs.safetensors.*needs both"):
+        Basis.load(tmp_path / "knobs.safetensors")
+
+
+def test_check_fits_names_the_module_that_does_not_fit():
+    basis = Basis({"q": torch.eye(2, 16)}, {"q": torch.ones(2)})
+    basis.check_fits({"q": 16, "k": 8})
+    with pytest.raises(BasisError, match=r"v.safetensors: q\.V has shape \(2, 16\), expected \[k, 32\]"):
+        basis.check_fits({"q": 32}, "v.safetensors")
+    with pytest.raises(BasisError, match="module q is not an adapted module"):
+        basis.check_fits({"k": 16})
+    flat = Basis({"q": torch.ones(16)}, {"q": torch.ones(1)})
+    with pytest.raises(BasisError, match="expected"):
+        flat.check_fits({"q": 16})
+
+
+def _rows(k: int, r: int, seed: int) -> torch.Tensor:
+    gaussian = torch.randn(r, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.linalg.qr(gaussian)[0].T.contiguous()
+
+
+def test_subspace_overlap_is_one_for_the_same_span_and_zero_for_orthogonal_spans():
+    v = _rows(6, 24, seed=1)
+    a, b = v[:3], v[3:]
+    assert subspace_overlap(a, a) == pytest.approx(1.0)
+    flipped = a * torch.tensor([[-1.0], [1.0], [-1.0]], dtype=torch.float64)
+    assert subspace_overlap(a, flipped) == pytest.approx(1.0)
+    rotation = _rows(3, 3, seed=2)  # a random orthogonal 3x3
+    assert subspace_overlap(a, rotation @ a) == pytest.approx(1.0)
+    assert not torch.allclose(rotation @ a, a)  # the rotation really moved the rows
+    assert subspace_overlap(a, b) == pytest.approx(0.0, abs=1e-12)
+    half = torch.cat([a[:1], b[:1]])
+    assert subspace_overlap(a[:2], half) == pytest.approx(0.5)
+    assert subspace_overlap(a, a[:1]) == pytest.approx(1 / 3)  # normalised by the larger k
+
+
+def test_basis_overlap_averages_over_the_modules_either_basis_has():
+    v = _rows(4, 16, seed=3).float()
+    old = Basis({"x": v[:2], "y": v[:1]}, {"x": torch.ones(2), "y": torch.ones(1)})
+    same = Basis({"x": -v[:2].flip(0), "y": v[:1]}, {"x": torch.ones(2), "y": torch.ones(1)})
+    assert basis_overlap(old, same) == pytest.approx(1.0, abs=1e-6)
+    rotated_off = Basis({"x": v[2:], "y": v[:1]}, {"x": torch.ones(2), "y": torch.ones(1)})
+    assert basis_overlap(old, rotated_off) == pytest.approx(0.5, abs=1e-6)
+    lost_y = Basis({"x": v[:2]}, {"x": torch.ones(2)})
+    assert basis_overlap(old, lost_y) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_model_hash_keys_the_weights(micro_organism, tmp_path):
+    assert model_hash(micro_organism) == model_hash(micro_organism)
+    with pytest.raises(BasisError, match="no weight files"):
+        model_hash(tmp_path)
+
+
+# ------------------------------------------------------------------ V from differences
+
+
+def _planted(direction: torch.Tensor, n: int, share_positive: float, seed: int) -> torch.Tensor:
+    """``n`` rows: a dominant multiple of ``direction`` (positive in ``share_positive`` of
+    the rows) plus small noise."""
+    gen = torch.Generator().manual_seed(seed)
+    n_pos = round(share_positive * n)
+    scale = torch.cat([torch.full((n_pos,), 1.0), torch.full((n - n_pos,), -1.0)])
+    scale = scale * (1 + torch.rand(n, generator=gen, dtype=torch.float64))
+    noise = 0.05 * torch.randn(n, direction.shape[0], generator=gen, dtype=torch.float64)
+    return scale[:, None] * direction[None] + noise
+
+
+def test_orient_points_each_row_where_most_differences_go():
+    v = torch.eye(2, 4, dtype=torch.float64)
+    d = torch.tensor([[-1.0, 1.0, 0, 0], [-2.0, 1.0, 0, 0], [3.0, -1.0, 0, 0]], dtype=torch.float64)
+    out = orient(v, d)
+    assert torch.equal(out[0], -v[0]) and torch.equal(out[1], v[1])
+    tie = torch.tensor([[1.0, 0, 0, 0], [-1.0, 0, 0, 0]], dtype=torch.float64)
+    assert torch.equal(orient(v, tie), v)  # ties keep the sign
+    assert torch.equal(orient(-v, d), out)  # the input sign does not matter
+
+
+def test_basis_recovers_a_planted_hack_direction_oriented_hackward():
+    direction = _rows(1, 32, seed=4)[0]
+    for sign in (1.0, -1.0):
+        d = {"m": _planted(sign * direction, n=15, share_positive=0.8, seed=5)}
+        basis = basis_from_differences(d, ExtractConfig(k=3))
+        v = basis.vectors["m"].double()
+        assert v.shape == (3, 32)
+        torch.testing.assert_close(_eye_product(v), torch.eye(3, dtype=torch.float64), atol=1e-6, rtol=0)
+        assert float(v[0] @ direction) == pytest.approx(sign, abs=0.01)  # hack-ward, whatever SVD's sign
+        assert (d["m"] @ v[0] > 0).float().mean() == pytest.approx(0.8)
+        s = basis.singular_values["m"]
+        assert s[0] > 5 * s[1] and torch.all(s[:-1] >= s[1:])
+        assert "settings" in basis.meta
+
+
+def test_k_is_honoured_and_limited_by_the_rank_of_d():
+    d = torch.randn(10, 16, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    assert basis_from_differences({"m": d}, ExtractConfig(k=4)).ranks == {"m": 4}
+    low_rank = d[:2]  # two pairs span at most two axes
+    assert basis_from_differences({"m": low_rank}, ExtractConfig(k=4)).ranks == {"m": 2}
+
+
+def test_tau_axis_drops_axes_weaker_than_tau_times_the_first():
+    gen = torch.Generator().manual_seed(7)
+    axes = _rows(3, 16, seed=8)
+    weights = torch.tensor([10.0, 5.0, 1.0], dtype=torch.float64)
+    coeffs = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    coeffs = torch.linalg.qr(coeffs)[0] * weights  # singular values exactly 10, 5, 1
+    d = {"m": coeffs @ axes}
+    assert basis_from_differences(d, ExtractConfig(k=3, tau_axis=0.0)).ranks == {"m": 3}
+    assert basis_from_differences(d, ExtractConfig(k=3, tau_axis=0.3)).ranks == {"m": 2}
+    assert basis_from_differences(d, ExtractConfig(k=3, tau_axis=0.6)).ranks == {"m": 1}
+
+
+def test_noise_floor_drops_the_weakest_axes_across_modules_and_empties_modules():
+    gen = torch.Generator().manual_seed(9)
+    strong = 10 * torch.randn(12, 16, generator=gen, dtype=torch.float64)
+    weak = 0.01 * torch.randn(12, 8, generator=gen, dtype=torch.float64)
+    d = {"strong": strong, "weak": weak, "zero": torch.zeros(12, 8, dtype=torch.float64)}
+    none = basis_from_differences(d, ExtractConfig(k=2))
+    assert none.ranks == {"strong": 2, "weak": 2}  # an all-zero D carries no basis
+    floored = basis_from_differences(d, ExtractConfig(k=2, noise_floor=0.5))
+    assert floored.ranks == {"strong": 2}
+    assert set(floored.singular_values) == {"strong"}
+
+
+def _pairs_frame(n_pairs: int) -> pd.DataFrame:
+    pairs = build_pairs(PROBLEMS, None, MODES, PairsConfig(templated_per_problem=1, pool_per_problem=0))
+    return pairs[pairs["pair_id"] < n_pairs].reset_index(drop=True)
+
+
+def test_hack_differences_are_hack_minus_clean_rows_in_pair_order():
+    pairs = _pairs_frame(3).iloc[[5, 0, 2, 4, 1, 3]].reset_index(drop=True)  # rows out of order
+    grads = {"m": torch.arange(6, dtype=torch.float64)[:, None] * torch.ones(1, 2, dtype=torch.float64)}
+    d = hack_differences(grads, pairs)["m"]
+    position = {(row.pair_id, row.label): i for i, row in enumerate(pairs.itertuples())}
+    expected = torch.tensor(
+        [float(position[(j, "hack")] - position[(j, "clean")]) for j in range(3)], dtype=torch.float64
+    )
+    torch.testing.assert_close(d, expected[:, None].expand(3, 2))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"k": 0}, "extraction.k"), ({"normalization": "max"}, "normalization"), ({"tau_axis": 2}, "tau_axis")],
+)
+def test_bad_extraction_settings_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ExtractConfig(**settings)
+
+
+# ------------------------------------------------------------------ on the micro organism
+
+N_PAIRS = 5
+MAX_NEW = 96  # shorter than some completions of the pairs, longer than others
+
+
+@pytest.fixture(scope="module")
+def organism(micro_organism, tmp_path_factory):
+    """(tokenizer, model with knobs, small random dS so the knob path is not at zero)."""
+    torch.set_num_threads(1)
+    tokenizer, model = load_model(micro_organism)
+    attach_knobs(model, svd_cache=tmp_path_factory.mktemp("svd"))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in knob_modules(model).values():
+            m.dS.copy_(0.1 * torch.randn(m.rank, generator=gen))
+    return tokenizer, model
+
+
+def _alone(model, tokenizer, row, denominator) -> dict[str, torch.Tensor]:
+    """The gradient of one completion's loss on every ``dS``, with nothing else in the batch."""
+    problem = {p.problem_id: p for p in PROBLEMS}[row.problem_id]
+    prompt = render_prompt(tokenizer, build_messages(problem, row.variant))
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(row.completion, add_special_tokens=False)["input_ids"][:MAX_NEW]
+    ids, attention, mask = pack_sequences([prompt_ids], [completion_ids], pad_token_id(tokenizer))
+    modules = knob_modules(model)
+    for m in modules.values():
+        m.dS.grad = None
+    logp = token_logprobs(model, ids, attention, mask.shape[1], 0.7)
+    (-(logp * mask).sum() / (denominator(len(completion_ids)))).backward()
+    grads = {name: m.dS.grad.clone() for name, m in modules.items()}
+    for m in modules.values():
+        m.dS.grad = None
+    return grads
+
+
+def test_completion_gradients_are_each_completions_own_gradient(organism):
+    tokenizer, model = organism
+    pairs = _pairs_frame(N_PAIRS)
+    grads = completion_gradients(model, tokenizer, pairs, PROBLEMS, ExtractConfig(max_new_tokens=MAX_NEW))
+    assert set(grads) == set(knob_modules(model))
+    for i, row in enumerate(pairs.itertuples()):
+        alone = _alone(model, tokenizer, row, lambda n: MAX_NEW)
+        for name, g in alone.items():
+            assert grads[name].shape == (len(pairs), g.shape[0])
+            # batching pads prompts and completions: equal up to float32 rounding
+            torch.testing.assert_close(grads[name][i], g, rtol=1e-4, atol=1e-5 * float(g.abs().max()))
+
+
+def test_completion_gradients_do_not_depend_on_the_batch_size(organism):
+    tokenizer, model = organism
+    pairs = _pairs_frame(N_PAIRS)
+    one = completion_gradients(
+        model, tokenizer, pairs, PROBLEMS, ExtractConfig(max_new_tokens=MAX_NEW, batch_size=3)
+    )
+    all_ = completion_gradients(model, tokenizer, pairs, PROBLEMS, ExtractConfig(max_new_tokens=MAX_NEW))
+    for name in one:
+        torch.testing.assert_close(one[name], all_[name], rtol=1e-4, atol=1e-7)
+
+
+def test_completion_gradients_leave_ds_grad_untouched(organism):
+    tokenizer, model = organism
+    modules = knob_modules(model)
+    held = {name: torch.full((m.rank,), 0.5) for name, m in modules.items()}
+    for name, m in modules.items():
+        m.dS.grad = held[name].clone()
+    completion_gradients(model, tokenizer, _pairs_frame(2), PROBLEMS, ExtractConfig(max_new_tokens=MAX_NEW))
+    for name, m in modules.items():
+        assert torch.equal(m.dS.grad, held[name]), name
+        m.dS.grad = None
+    completion_gradients(model, tokenizer, _pairs_frame(2), PROBLEMS, ExtractConfig(max_new_tokens=MAX_NEW))
+    assert all(m.dS.grad is None for m in modules.values())
+
+
+def test_mean_normalisation_is_sum_times_max_new_over_length(organism):
+    tokenizer, model = organism
+    pairs = _pairs_frame(N_PAIRS)
+    summed = completion_gradients(model, tokenizer, pairs, PROBLEMS, ExtractConfig(max_new_tokens=MAX_NEW))
+    mean = completion_gradients(
+        model, tokenizer, pairs, PROBLEMS, ExtractConfig(max_new_tokens=MAX_NEW, normalization="mean")
+    )
+    lengths = torch.tensor(
+        [min(MAX_NEW, len(tokenizer(c, add_special_tokens=False)["input_ids"])) for c in pairs["completion"]]
+    )
+    assert lengths.min() < MAX_NEW and lengths.max() == MAX_NEW  # both cases occur
+    factor = (MAX_NEW / lengths.double()).float()[:, None]
+    for name in summed:
+        torch.testing.assert_close(
+            mean[name], summed[name] * factor, rtol=1e-5, atol=1e-6 * float(summed[name].abs().max())
+        )
+    short = int(lengths.argmin())
+    row = next(pairs.iloc[[short]].itertuples())
+    alone = _alone(model, tokenizer, row, lambda n: n)
+    for name, g in alone.items():
+        torch.testing.assert_close(mean[name][short], g, rtol=1e-4, atol=1e-5 * float(g.abs().max()))
+
+
+def test_swapping_hack_and_clean_negates_v_with_the_same_span(organism):
+    tokenizer, model = organism
+    pairs = _pairs_frame(N_PAIRS)
+    config = ExtractConfig(k=2, max_new_tokens=MAX_NEW)
+    basis = extract_basis(model, tokenizer, pairs, PROBLEMS, config)
+    assert basis.meta["n_pairs"] == str(N_PAIRS)
+    swapped_pairs = pairs.assign(label=pairs["label"].map({"hack": "clean", "clean": "hack"}))
+    grads = completion_gradients(model, tokenizer, pairs, PROBLEMS, config)
+    swapped = basis_from_differences(hack_differences(grads, swapped_pairs), config)
+    assert basis.ranks == swapped.ranks and len(basis.ranks) == len(knob_modules(model))
+    for name, v in basis.vectors.items():
+        torch.testing.assert_close(swapped.vectors[name], -v, rtol=0, atol=1e-5)
+        assert subspace_overlap(v, swapped.vectors[name]) == pytest.approx(1.0, abs=1e-6)
+        torch.testing.assert_close(swapped.singular_values[name], basis.singular_values[name])
+        # hack-ward: most pairs' differences project positively on every row
+        d = hack_differences(grads, pairs)[name]
+        assert ((d @ v.T) > 0).float().mean(0).min() > 0.5

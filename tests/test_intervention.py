@@ -1,0 +1,392 @@
+"""The projection arms inside training steps (SPEC §4) on the micro organism.
+
+Measuring changes nothing; route moves ``dS`` exactly as erase does and quarantines
+exactly the removed part; projecting the update closes the Adam leak that projecting the
+gradient leaves open; weight decay never touches the quarantine; refreshing an unchanged
+model finds the same basis; purging Adam's momentum leaves none of it in span V; matched
+removal removes what the reference basis would."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from projected_grpo.adapter import attach_knobs, knob_modules, quarantine_ablated
+from projected_grpo.basis import BasisError, basis_overlap, random_basis
+from projected_grpo.completions import hack_completion, honest_completion
+from projected_grpo.evaluate import grade_rows, load_model
+from projected_grpo.extraction import ExtractConfig, extract_basis
+from projected_grpo.families import builtin_bank
+from projected_grpo.intervention import ProjectionConfig, Projector
+from projected_grpo.modes import MODES
+from projected_grpo.pairs import PairsConfig, build_pairs
+from projected_grpo.pool import train_problems
+from projected_grpo.projection import hackward_share, project, purge_span
+from projected_grpo.sandbox import Sandbox
+from projected_grpo.schedule import warmup_cosine
+from projected_grpo.train import TrainConfig, Trainer, refresher
+
+PROBLEMS = builtin_bank(per_family=2, eval_every=2)
+TRAIN = train_problems(PROBLEMS)
+SETTINGS = {
+    "steps": 3, "prompts_per_step": 2, "group_size": 4, "mix": 0.5, "max_new_tokens": 16,
+    "warmup_steps": 1, "threads": 1, "eval": {"n_samples": 1, "max_new_tokens": 16},
+}  # fmt: skip
+NO_CLIP = 1e9  # route clips dS and dS_hack together: compare arms without clipping
+EXTRACT = ExtractConfig(k=2, max_new_tokens=48)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(workers=1) as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def pool(sandbox):
+    """A teacher pool whose two rows per train problem (honest, hack) are drawn into every
+    group: every group has reward variance against the untrained student, so every step
+    has a gradient."""
+    rows = [
+        {"problem_id": p.problem_id, "variant": "loophole", "completion": make(p)}
+        for p in TRAIN
+        for make in (honest_completion, lambda p: hack_completion(p, p.mode))
+    ]
+    return grade_rows(rows, TRAIN, sandbox)
+
+
+@pytest.fixture(scope="module")
+def svd(tmp_path_factory):
+    return tmp_path_factory.mktemp("svd")
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    frame = build_pairs(PROBLEMS, None, MODES, PairsConfig(templated_per_problem=1, pool_per_problem=0))
+    return frame[frame["pair_id"] < 6].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def real_basis(micro_organism, svd, pairs):
+    """V of the untrained micro organism (zero knobs), two axes per module."""
+    torch.set_num_threads(1)
+    tokenizer, model = load_model(micro_organism)
+    attach_knobs(model, svd_cache=svd)
+    return extract_basis(model, tokenizer, pairs, PROBLEMS, EXTRACT)
+
+
+def _trainer(micro_organism, svd, basis=None, reference=None, refresh=None, projection=None, **changes):
+    config = TrainConfig.from_dict({**SETTINGS, "projection": projection or {}, **changes})
+    return Trainer.create(config, micro_organism, svd, basis, reference, refresh)
+
+
+def _steps(trainer: Trainer, n: int, pool, sandbox) -> list[dict]:
+    """``n`` steps as ``train.train`` runs them."""
+    config = trainer.config
+    return [
+        trainer.step(i, trainer.rng.sample(TRAIN, config.prompts_per_step), pool, sandbox) for i in range(n)
+    ]
+
+
+def _knobs(trainer: Trainer, attr: str = "dS") -> dict[str, torch.Tensor]:
+    return {name: getattr(m, attr).detach().clone() for name, m in trainer.modules.items()}
+
+
+def _spy_projection(trainer: Trainer) -> list[dict]:
+    """Record, at every step, each module's gradient before the projection and ``dS.grad``
+    / ``dS_hack.grad`` after it."""
+    records: list[dict] = []
+    original = trainer.projector.project_grads
+
+    def spy(modules):
+        before = {n: modules[n].dS.grad.clone() for n in trainer.projector.basis.vectors}
+        out = original(modules)
+        records.append(
+            {n: (g, modules[n].dS.grad.clone(), _clone(modules[n].dS_hack.grad)) for n, g in before.items()}
+        )
+        return out
+
+    trainer.projector.project_grads = spy
+    return records
+
+
+def _clone(t):
+    return None if t is None else t.clone()
+
+
+IDS = torch.randint(5, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+
+
+def _logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+# ------------------------------------------------------------------ measure only
+
+
+def test_measuring_a_basis_changes_nothing(micro_organism, svd, pool, sandbox, real_basis):
+    vanilla = _trainer(micro_organism, svd)
+    vanilla_rows = _steps(vanilla, 3, pool, sandbox)
+    measured = _trainer(micro_organism, svd, basis=real_basis)
+    measured_rows = _steps(measured, 3, pool, sandbox)
+    dS = _knobs(measured)
+    assert any(float(t.norm()) > 0 for t in dS.values())  # it trained
+    for name, t in _knobs(vanilla).items():
+        assert torch.equal(dS[name], t), name
+        assert torch.equal(measured.modules[name].dS_hack, torch.zeros_like(t))
+    for plain, row in zip(vanilla_rows, measured_rows):
+        for key in ("loss", "grad_norm", "reward_student", "dS_norm"):
+            assert row[key] == plain[key]
+        for key in ("cin", "cin_null", "overlap", "overlap_null", "cout_update", "cin_s", "cin_t"):
+            assert key in row and row[key] == row[key], key  # present and not NaN
+            assert key not in plain
+        assert 0 < row["cin"] <= 1 and 0 < row["cout_update"] <= 1
+        assert "cout" not in row and "fired_frac" not in row  # nothing projected
+
+
+# ------------------------------------------------------------------ erase and route
+
+
+def test_route_quarantines_exactly_the_removed_part(micro_organism, svd, pool, sandbox, real_basis):
+    erase = _trainer(micro_organism, svd, real_basis, projection={"intervention": "erase"}, grad_clip=NO_CLIP)
+    erase_rows = _steps(erase, 1, pool, sandbox)
+    route = _trainer(micro_organism, svd, real_basis, projection={"intervention": "route"}, grad_clip=NO_CLIP)
+    records = _spy_projection(route)
+    route_rows = _steps(route, 1, pool, sandbox)
+    (record,) = records
+    for name, (g, grad, hack_grad) in record.items():
+        v = real_basis.vectors[name]
+        out = project(g, v)
+        assert torch.equal(hack_grad, out.removed) and torch.equal(grad, out.grad)
+        torch.testing.assert_close(grad + hack_grad, g, rtol=0, atol=1e-7 * float(g.abs().max()))
+    assert route_rows[0]["fired_frac"] > 0 and route_rows[0]["removed_norm"] > 0
+    assert route_rows[0]["removed_norm"] == erase_rows[0]["removed_norm"]
+    for name, t in _knobs(erase).items():
+        assert torch.equal(_knobs(route)[name], t), name  # dS moves as under erase
+        assert torch.equal(erase.modules[name].dS_hack, torch.zeros_like(t))
+    assert any(float(t.norm()) > 0 for t in _knobs(route, "dS_hack").values())
+    assert "hack_rate_deployed" in route_rows[0] and "hack_rate_deployed" not in erase_rows[0]
+    # the deployed route model (quarantine ablated) is the erase model
+    assert not torch.equal(_logits(route.model), _logits(erase.model))
+    with quarantine_ablated(route.model):
+        assert torch.equal(_logits(route.model), _logits(erase.model))
+
+
+def test_route_on_the_update_splits_the_vanilla_change_between_ds_and_quarantine(
+    micro_organism, svd, pool, sandbox, real_basis
+):
+    vanilla = _trainer(micro_organism, svd)
+    _steps(vanilla, 1, pool, sandbox)
+    route = _trainer(
+        micro_organism, svd, real_basis, projection={"intervention": "route", "project_target": "update"}
+    )
+    rows = _steps(route, 1, pool, sandbox)
+    assert rows[0]["fired_frac"] > 0
+    hack = _knobs(route, "dS_hack")
+    for name, t in _knobs(vanilla).items():
+        total = route.modules[name].dS.detach() + hack[name]
+        torch.testing.assert_close(total, t, rtol=0, atol=1e-7 * float(t.abs().max()))
+        v = real_basis.vectors[name]
+        assert float(purge_span(hack[name], v).norm()) <= 1e-6 * max(float(hack[name].norm()), 1e-12)
+        assert hackward_share(-route.modules[name].dS.detach(), v) < 1e-6
+
+
+def test_projecting_the_update_closes_the_adam_leak(micro_organism, svd, pool, sandbox, real_basis):
+    on_grad = _trainer(micro_organism, svd, real_basis, projection={"intervention": "erase"})
+    grad_rows = _steps(on_grad, 3, pool, sandbox)
+    on_update = _trainer(
+        micro_organism, svd, real_basis, projection={"intervention": "erase", "project_target": "update"}
+    )
+    update_rows = _steps(on_update, 3, pool, sandbox)
+    assert all(row["cout"] < 1e-6 for row in grad_rows)  # the projected gradient is clean...
+    assert max(row["cout_update"] for row in grad_rows) > 1e-3  # ...the update AdamW makes is not
+    assert all(row["fired_frac"] > 0 for row in update_rows)
+    assert all(row["cout_update"] < 1e-6 for row in update_rows)
+
+
+def test_weight_decay_never_acts_on_the_quarantine(micro_organism, svd, pool, sandbox, real_basis):
+    decay = 10.0  # x0.9 per step at lr 1e-2: visible in three steps
+    route = _trainer(
+        micro_organism,
+        svd,
+        real_basis,
+        projection={"intervention": "route"},
+        grad_clip=NO_CLIP,
+        weight_decay=decay,
+    )
+    decay_of = {
+        id(p): group["weight_decay"] for group in route.optimizer.param_groups for p in group["params"]
+    }
+    assert all(decay_of[id(m.dS)] == decay and decay_of[id(m.dS_hack)] == 0 for m in route.modules.values())
+    records = _spy_projection(route)
+    _steps(route, 3, pool, sandbox)
+    assert len(records) == 3
+    config = route.config
+
+    def replay(weight_decay: float) -> dict[str, torch.Tensor]:
+        """AdamW with the run's schedule on a zero quarantine fed the routed parts."""
+        out = {}
+        for name in real_basis.vectors:
+            p = torch.zeros_like(route.modules[name].dS_hack)
+            opt = torch.optim.AdamW([p], lr=config.lr, eps=config.adam_eps, weight_decay=weight_decay)
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                opt, warmup_cosine(config.warmup_steps, config.steps, config.lr_floor)
+            )
+            for record in records:
+                p.grad = record[name][2]
+                opt.step()
+                schedule.step()
+            out[name] = p
+        return out
+
+    plain, decayed = replay(0.0), replay(decay)
+    hack = _knobs(route, "dS_hack")
+    for name in real_basis.vectors:
+        torch.testing.assert_close(hack[name], plain[name], rtol=1e-5, atol=1e-8)
+        assert not torch.allclose(hack[name], decayed[name], rtol=1e-3, atol=0)  # decay would show
+
+
+# ------------------------------------------------------------------ refresh
+
+
+def test_refresh_of_an_unchanged_model_finds_the_same_basis(micro_organism, svd, pairs, real_basis):
+    tokenizer, model = load_model(micro_organism)
+    attach_knobs(model, svd_cache=svd)
+    refresh = refresher(pairs, PROBLEMS, EXTRACT)
+    first, second = refresh(model, tokenizer), refresh(model, tokenizer)
+    assert first.meta["refreshed"] == "1"
+    assert basis_overlap(first, second) == pytest.approx(1.0, abs=1e-6)
+    assert basis_overlap(real_basis, first) == pytest.approx(1.0, abs=1e-6)
+    widths = {name: m.rank for name, m in knob_modules(model).items()}
+    assert basis_overlap(random_basis(first.ranks, widths, seed=0), first) < 0.5  # not vacuous
+
+
+def test_a_refreshing_run_logs_the_overlap_and_swaps_the_basis(
+    micro_organism, svd, pool, sandbox, pairs, real_basis
+):
+    refresh = refresher(pairs, PROBLEMS, EXTRACT)
+    run = _trainer(
+        micro_organism,
+        svd,
+        real_basis,
+        refresh=refresh,
+        projection={"intervention": "route", "refresh_every": 2},
+    )
+    rows = _steps(run, 2, pool, sandbox)
+    assert "basis_overlap" not in rows[0]
+    assert 0 < rows[1]["basis_overlap"] <= 1 + 1e-6
+    assert run.projector.basis is not real_basis and run.projector.basis.meta["refreshed"] == "1"
+    with pytest.raises(ValueError, match="refresh_every"):
+        _trainer(micro_organism, svd, real_basis, projection={"intervention": "erase", "refresh_every": 2})
+
+
+# ------------------------------------------------------------------ Adam state
+
+
+def test_purging_adams_momentum_leaves_none_of_it_in_span_v(micro_organism, svd, pool, sandbox, real_basis):
+    def momentum_in_span(adam_state: str) -> float:
+        run = _trainer(
+            micro_organism, svd, real_basis, projection={"intervention": "erase", "adam_state": adam_state}
+        )
+        _steps(run, 2, pool, sandbox)
+        shares = []
+        for name, v in real_basis.vectors.items():
+            exp_avg = run.optimizer.state[run.modules[name].dS]["exp_avg"]
+            shares.append(float((v @ exp_avg).norm() / exp_avg.norm()))
+        return max(shares)
+
+    assert momentum_in_span("keep") > 1e-3  # one-sided erase keeps anti-hack momentum in span V
+    assert momentum_in_span("purge_span_v") < 1e-6
+
+
+# ------------------------------------------------------------------ matched removal
+
+
+def test_matched_removal_removes_the_norm_the_reference_basis_would(
+    micro_organism, svd, pool, sandbox, real_basis
+):
+    widths = {n: v.shape[1] for n, v in real_basis.vectors.items()}
+    random_v = random_basis(real_basis.ranks, widths, seed=1)
+
+    def removed_norms(match: bool) -> list[dict]:
+        """Per step, per module: (norm the run removed, norm real V removes from that g)."""
+        projection = {"intervention": "erase", "match_removed": match}
+        run = _trainer(micro_organism, svd, random_v, reference=real_basis, projection=projection)
+        records = _spy_projection(run)
+        _steps(run, 2, pool, sandbox)
+        return [
+            {
+                name: (float((g - grad).norm()), float(project(g, real_basis.vectors[name]).removed.norm()))
+                for name, (g, grad, _) in record.items()
+            }
+            for record in records
+        ]
+
+    for record in removed_norms(match=True):
+        for name, (removed, reference) in record.items():
+            assert removed == pytest.approx(reference, rel=1e-4, abs=1e-12), name
+    unmatched = removed_norms(match=False)[0]
+    assert any(abs(removed - reference) > 0.1 * reference for removed, reference in unmatched.values())
+
+
+def _fake_modules(grads: dict[str, torch.Tensor]) -> dict:
+    modules = {}
+    for name, g in grads.items():
+        dS = torch.nn.Parameter(torch.zeros_like(g))
+        dS.grad = g.clone()
+        modules[name] = SimpleNamespace(
+            dS=dS, dS_hack=torch.nn.Parameter(torch.zeros_like(g), requires_grad=False)
+        )
+    return modules
+
+
+def test_matched_removal_rescales_per_module_and_skips_modules_the_reference_lacks():
+    gen = torch.Generator().manual_seed(3)
+    grads = {"a": torch.randn(16, generator=gen), "b": torch.randn(8, generator=gen)}
+    basis = random_basis({"a": 2, "b": 1}, {"a": 16, "b": 8}, seed=1)
+    reference = random_basis({"a": 3}, {"a": 16}, seed=2)
+    modules = _fake_modules(grads)
+    config = ProjectionConfig(intervention="erase", gate="no_gate", match_removed=True)
+    Projector(basis, config, reference).project_grads(modules)
+    target = float(project(grads["a"], reference.vectors["a"], "no_gate").removed.norm())
+    removed_a = grads["a"] - modules["a"].dS.grad
+    assert float(removed_a.norm()) == pytest.approx(target, rel=1e-5)
+    assert float(purge_span(removed_a, basis.vectors["a"]).norm()) < 1e-5  # still along the run's V
+    assert torch.equal(modules["b"].dS.grad, grads["b"])  # the reference removes nothing there
+    with pytest.raises(ValueError, match="match_removed needs a reference"):
+        Projector(basis, config)
+
+
+def test_erase_writes_no_quarantine_and_route_writes_the_removed_part():
+    gen = torch.Generator().manual_seed(4)
+    grads = {"a": torch.randn(16, generator=gen)}
+    basis = random_basis({"a": 4}, {"a": 16}, seed=5)
+    out = project(grads["a"], basis.vectors["a"])
+    for arm in ("erase", "route"):
+        modules = _fake_modules(grads)
+        Projector(basis, ProjectionConfig(intervention=arm)).project_grads(modules)
+        assert torch.equal(modules["a"].dS.grad, out.grad)
+        if arm == "route":
+            assert torch.equal(modules["a"].dS_hack.grad, out.removed)
+        else:
+            assert modules["a"].dS_hack.grad is None
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_bad_projection_settings_fail_before_any_work(micro_organism, svd, real_basis):
+    with pytest.raises(ValueError, match="needs a basis"):
+        _trainer(micro_organism, svd, projection={"intervention": "erase"})
+    with pytest.raises(ValueError, match="projection.gate"):
+        TrainConfig.from_dict({**SETTINGS, "projection": {"gate": "both"}})
+    with pytest.raises(ValueError, match="overshoot"):
+        ProjectionConfig(overshoot=0)
+    misfit = random_basis({"model.layers.0.self_attn.q_proj": 2}, {"model.layers.0.self_attn.q_proj": 7}, 0)
+    with pytest.raises(BasisError, match=r"basis: .*q_proj\.V has shape"):
+        _trainer(micro_organism, svd, misfit, projection={"intervention": "erase"})
+    with pytest.raises(BasisError, match="match_basis"):
+        _trainer(micro_organism, svd, real_basis, reference=misfit, projection={"intervention": "erase"})
