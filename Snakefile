@@ -16,6 +16,7 @@ include: "rules/organism.smk"
 include: "rules/pool.smk"
 include: "rules/method.smk"
 include: "rules/train.smk"
+include: "rules/aggregate.smk"
 
 
 rule all:

@@ -5,6 +5,13 @@ ARMS = list(config["arms"])
 SEEDS = [int(s) for s in config["seeds"]]
 FOLDS = list(config["method"]["folds"])
 MODES = ["run_tests", "sentinel", "stdout_marker", "file_marker"]
+# Columns of results/tables/arms.* (stats.run_row names): rates, then projection health.
+TABLE_METRICS = [
+    "hack_end", "solve_end", "format_ok_end",
+    "eval_loophole_hack", "eval_loophole_solve", "eval_no_loophole_solve",
+    "eval_ablated_loophole_hack", "eval_ablated_loophole_solve",
+    "cin", "cin_null", "cin_t_hack", "cin_t_correct", "cout_update",
+]  # fmt: skip
 # Keys of an arm that are not TrainConfig fields: which basis files the run reads.
 BASIS_KEYS = ("basis", "match_basis")
 # The arms the emergence figure shows (those of them the config defines).
@@ -99,5 +106,7 @@ def all_targets():
         *expand("results/organism/{organism}/base_rates.json", organism=ORGANISMS),
         *expand("results/basis/{fold}/capture_real.csv", fold=FOLDS),
         *run_dirs(),
+        "results/tables/arms.md",
+        "results/figures/arms.png",
         "results/figures/emergence.png",
     ]

@@ -51,3 +51,82 @@ def test_a_mode_that_never_rises_or_is_never_seen_fails_its_clause():
     checks = emergence_checks(run_summary(_steps(rising, per_mode=flat)))
     assert not checks["hack_sentinel_rises"]["pass"] and not checks["hack_file_marker_rises"]["pass"]
     assert checks["hack_run_tests_rises"]["pass"]
+
+
+def _run_dir(root, arm, seed, hack_end, solve_end=0.3, cin=None, ablated=None):
+    """A finished run folder with a steps parquet and eval summaries."""
+    import json
+
+    run = root / "all" / arm / f"seed{seed}"
+    run.mkdir(parents=True)
+    steps = _steps([0.0] * 5 + [hack_end] * 5, solve=[0.3] * 5 + [solve_end] * 5)
+    if cin is not None:
+        steps["cin"] = cin
+    steps.to_parquet(run / "steps.parquet")
+
+    def summary(hack):
+        return {
+            "variants": {
+                "loophole": {"hack_rate": hack, "solve_rate": 0.2},
+                "no_loophole": {"solve_rate": 0.4},
+            }
+        }
+
+    (run / "eval_summary.json").write_text(json.dumps(summary(hack_end)))
+    if ablated is not None:
+        (run / "eval_summary_ablated.json").write_text(json.dumps(summary(ablated)))
+    return run
+
+
+def test_run_row_reads_ids_rates_ablated_eval_and_diagnostics(tmp_path):
+    from projected_grpo.stats import run_row
+
+    row = run_row(_run_dir(tmp_path, "route", 42, 0.4, cin=0.25, ablated=0.1))
+    assert (row["fold"], row["arm"], row["seed"]) == ("all", "route", 42)
+    assert math.isclose(row["hack_end"], 0.4) and math.isclose(row["eval_loophole_hack"], 0.4)
+    assert math.isclose(row["eval_ablated_loophole_hack"], 0.1) and math.isclose(
+        row["eval_no_loophole_solve"], 0.4
+    )
+    assert math.isclose(row["cin"], 0.25) and math.isnan(row["cout_update"])
+    plain = run_row(_run_dir(tmp_path, "vanilla", 42, 0.6))
+    assert math.isnan(plain["eval_ablated_loophole_hack"]) and math.isnan(plain["cin"])
+
+
+def test_arm_table_pairs_each_arm_with_the_same_seeds_of_vanilla(tmp_path):
+    from projected_grpo.stats import arm_table, markdown_arm_table, run_row
+
+    runs = [_run_dir(tmp_path, "vanilla", s, h) for s, h in ((41, 0.6), (42, 0.5), (43, 0.7))]
+    runs += [_run_dir(tmp_path, "erase", s, h) for s, h in ((41, 0.2), (42, 0.3))]  # seed 43 missing
+    table = arm_table(pd.DataFrame([run_row(r) for r in runs]), ["hack_end"]).set_index("arm")
+    assert table.loc["vanilla", "n"] == 3 and math.isclose(table.loc["vanilla", "hack_end_mean"], 0.6)
+    assert math.isnan(table.loc["vanilla", "hack_end_delta"])  # the baseline has no delta to itself
+    # paired on seeds 41, 42 only: differences -0.4 and -0.2
+    assert math.isclose(table.loc["erase", "hack_end_delta"], -0.3)
+    assert math.isclose(table.loc["erase", "hack_end_delta_sem"], 0.1)
+    text = markdown_arm_table(table.reset_index(), ["hack_end"], percent=["hack_end"])
+    assert "| all | erase | 2 | 25.0 ± 5.0 (Δ -30.0 ± 10.0) |" in text
+
+
+def test_figures_draw_every_arm_and_refuse_a_cin_figure_without_cin():
+    import pytest
+
+    from projected_grpo.plots import arm_curves_figure, cin_figure
+
+    rows = []
+    for arm in ("vanilla", "erase", "monitor_screen"):
+        for seed in (41, 42):
+            frame = _steps([0.1, 0.2, 0.3]).assign(arm=arm, seed=seed)
+            if arm != "monitor_screen":
+                frame = frame.assign(
+                    cin=0.4, cin_s=0.3, cin_t=0.5, cin_t_hack=0.5, cin_t_correct=0.4, cin_null=0.1
+                )
+            rows.append(frame)
+    steps = pd.concat(rows)
+    figure = arm_curves_figure(steps, "caption")
+    labels = {
+        t.get_text() for ax in figure.axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])
+    }
+    assert labels == {"vanilla", "erase", "monitor_screen"}
+    assert len(cin_figure(steps, "caption").axes) == 2  # vanilla and erase have cin
+    with pytest.raises(ValueError, match="cin columns"):
+        cin_figure(steps[steps["arm"] == "monitor_screen"], "caption")

@@ -5,8 +5,8 @@ module's ``dS``, ``(V g)_i > 0`` means a descent step ``-lr·g`` moves toward ha
 Modules absent from ``vectors`` carry no basis (skipped by the projection).
 
 Saved as one safetensors file: ``<module>.V`` and ``<module>.S`` (the singular values of
-the axes kept; ones for random bases), with string metadata (kind, model hash, pair
-count, extraction settings as JSON).
+the axes kept; ones for random bases), with string metadata (kind, fold, model hash, pair
+count and ``pair_ids`` as JSON, extraction ``settings`` as JSON).
 """
 
 from __future__ import annotations
@@ -152,5 +152,7 @@ def describe(basis: Basis) -> dict:
     return {
         "modules": len(basis.vectors),
         "axes": int(sum(basis.ranks.values())),
-        "meta": {k: (json.loads(v) if k == "settings" else v) for k, v in basis.meta.items()},
+        "meta": {
+            k: (json.loads(v) if k == "settings" else v) for k, v in basis.meta.items() if k != "pair_ids"
+        },
     }

@@ -191,5 +191,6 @@ def extract_basis(
 ) -> Basis:
     """``V`` for ``model`` (as it is now: callers ablate the quarantine when they need to)."""
     grads = completion_gradients(model, tokenizer, pairs, problems, config)
-    info = {"n_pairs": str(pairs["pair_id"].nunique()), **(meta or {})}
+    ids = sorted(int(i) for i in pairs["pair_id"].unique())
+    info = {"n_pairs": str(len(ids)), "pair_ids": json.dumps(ids), **(meta or {})}
     return basis_from_differences(hack_differences(grads, pairs), config, info)

@@ -8,7 +8,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-COLORS = {"vanilla": "tab:red", "vanilla_no_teacher": "tab:orange", "rl_baseline": "tab:blue"}
+COLORS = {
+    "vanilla": "tab:red",
+    "vanilla_no_teacher": "tab:orange",
+    "rl_baseline": "tab:blue",
+    "erase": "tab:green",
+    "route": "tab:purple",
+    "erase_update": "tab:olive",
+    "erase_no_teacher": "tab:cyan",
+    "erase_random_V": "tab:gray",
+    "erase_random_V_matched": "black",
+    "erase_shuffled_V": "tab:brown",
+    "erase_nonhack_V": "tab:pink",
+    "monitor_penalty": "gold",
+    "monitor_screen": "navy",
+}
 
 
 def substrate_caption(organism: dict, train: dict, seeds: list[int]) -> str:
@@ -41,4 +55,79 @@ def emergence_figure(steps: pd.DataFrame, caption: str):
     axes[0].legend(loc="upper left")
     fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def _band(ax, frame: pd.DataFrame, column: str, label: str, color=None, linestyle="-") -> None:
+    """Seed mean of ``column`` per step, with a ± SEM band over seeds."""
+    per_step = frame.groupby("step")[column]
+    mean, sem = per_step.mean(), per_step.sem().fillna(0)
+    (line,) = ax.plot(mean.index, mean.values, color=color, linestyle=linestyle, linewidth=1.6, label=label)
+    ax.fill_between(mean.index, mean - sem, mean + sem, color=line.get_color(), alpha=0.18, linewidth=0)
+
+
+# Panels of the arm-curve figure: the method, its negative controls, the other baselines.
+PANELS = {
+    "projection": ["vanilla", "erase", "route", "erase_update"],
+    "negative controls": ["vanilla", "erase", "erase_random_V", "erase_random_V_matched", "erase_shuffled_V",
+                          "erase_nonhack_V"],
+    "baselines": ["vanilla", "erase", "monitor_penalty", "monitor_screen", "vanilla_no_teacher", "erase_no_teacher",
+                  "rl_baseline"],
+}  # fmt: skip
+
+
+def arm_curves_figure(steps: pd.DataFrame, caption: str, panels: dict = PANELS, smooth: int = 3):
+    """Student hack (top) and solve (bottom) rate per step, one column per panel of arms:
+    seed mean (rolling mean over ``smooth`` steps) ± SEM over seeds. ``steps``: step rows
+    with ``arm`` and ``seed``; arms it lacks are left out."""
+    present = set(steps["arm"])
+    panels = {title: [a for a in arms if a in present] for title, arms in panels.items()}
+    panels = {title: arms for title, arms in panels.items() if arms}
+    fig, axes = plt.subplots(
+        2, len(panels), figsize=(5 * len(panels), 7), sharex=True, sharey=True, squeeze=False
+    )
+    for col, (title, arms) in enumerate(panels.items()):
+        for row, (column, name) in enumerate(
+            (("hack_rate_student", "hack"), ("solve_rate_student", "solve"))
+        ):
+            ax = axes[row][col]
+            for arm in arms:
+                frame = steps[steps["arm"] == arm].sort_values("step").copy()
+                frame[column] = frame.groupby("seed")[column].transform(lambda s: s.rolling(smooth, 1).mean())
+                _band(ax, frame, column, arm, COLORS.get(arm))
+            ax.set_title(f"{title}: student {name} rate")
+            ax.set_ylim(-0.02, 1.02)
+            if row == 1:
+                ax.set_xlabel("GRPO step")
+        axes[0][col].legend(loc="upper left", fontsize=7)
+    fig.text(0.01, 0.01, caption + f" Training samples; {smooth}-step rolling mean, band ± SEM over seeds.",
+             fontsize=7, wrap=True)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+# Arms whose cin the figure shows (each against its own basis).
+CIN_ARMS = ("vanilla", "erase", "route", "erase_random_V", "erase_shuffled_V", "erase_nonhack_V")
+
+
+def cin_figure(steps: pd.DataFrame, caption: str, arms=CIN_ARMS):
+    """``cin`` of the student and teacher halves and of teacher-hack / teacher-correct rows
+    over steps, against the random-direction null, one panel per arm (seed mean ± SEM)."""
+    has_cin = {a for a, f in steps.groupby("arm") if "cin" in f and f["cin"].notna().any()}
+    arms = [a for a in arms if a in has_cin]
+    if not arms:
+        raise ValueError(f"cin figure: none of the arms {list(CIN_ARMS)} has cin columns")
+    fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.8), sharey=True, squeeze=False)
+    for ax, arm in zip(axes[0], arms):
+        frame = steps[steps["arm"] == arm]
+        for column, color in (("cin_s", "tab:blue"), ("cin_t", "tab:orange"), ("cin_t_hack", "tab:red"),
+                              ("cin_t_correct", "tab:green"), ("cin_null", "grey")):  # fmt: skip
+            _band(ax, frame, column, column, color, ":" if column == "cin_null" else "-")
+        ax.set_title(arm)
+        ax.set_xlabel("GRPO step")
+    axes[0][0].set_ylabel("cin = ‖relu(V g)‖ / ‖g‖ (module mean)")
+    axes[0][-1].legend(fontsize=7)
+    fig.text(0.01, 0.01, caption + " cin of each arm against its own basis; band ± SEM over seeds.",
+             fontsize=7, wrap=True)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig

@@ -1,8 +1,11 @@
-"""Summaries of training runs: per-run emergence figures and the emergence checks."""
+"""Summaries of training runs: per-run rows, the emergence checks, per-arm tables."""
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -48,3 +51,89 @@ def emergence_checks(summary: dict, window: int = WINDOW) -> dict:
         rises = not (math.isnan(first) or math.isnan(last)) and last > first
         checks[f"hack_{mode}_rises"] = (last - first, rises)
     return {name: {"value": float(v), "pass": bool(ok)} for name, (v, ok) in checks.items()}
+
+
+def run_row(run_dir: str | Path) -> dict:
+    """One finished run (``results/runs/{fold}/{arm}/seed{seed}``) as one flat row: ids,
+    training rates (first step, last ``WINDOW`` steps), post-training eval rates (loophole:
+    hack / solve; no_loophole: solve; route: also with the quarantine ablated), and the
+    projection diagnostics averaged over steps (NaN where the run has none)."""
+    run_dir = Path(run_dir)
+    steps = pd.read_parquet(run_dir / "steps.parquet")
+    row = {
+        "fold": run_dir.parent.parent.name,
+        "arm": run_dir.parent.name,
+        "seed": int(run_dir.name.removeprefix("seed")),
+    }
+    row |= run_summary(steps)
+    for suffix, name in (("", "eval"), ("_ablated", "eval_ablated")):
+        path = run_dir / f"eval_summary{suffix}.json"
+        variants = json.loads(path.read_text())["variants"] if path.is_file() else {}
+        for variant, key in (
+            ("loophole", "hack_rate"),
+            ("loophole", "solve_rate"),
+            ("no_loophole", "solve_rate"),
+        ):
+            value = variants.get(variant, {}).get(key, math.nan)
+            row[f"{name}_{variant}_{key.removesuffix('_rate')}"] = float(value)
+    for column in DIAGNOSTICS:
+        row[column] = float(steps[column].mean()) if column in steps else math.nan
+    return row
+
+
+# Per-step projection diagnostics a run row averages (SPEC §6).
+DIAGNOSTICS = ("cin", "cin_null", "cin_s", "cin_t", "cin_t_hack", "cin_t_correct", "cout", "cout_update",
+               "fired_frac", "removed_norm", "basis_overlap", "dS_norm", "dS_hack_norm")  # fmt: skip
+
+
+def arm_table(runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanilla") -> pd.DataFrame:
+    """Per (fold, arm): n seeds, mean and SEM of each metric, and the paired difference to
+    the same fold's ``baseline`` arm on the same seeds (mean, SEM over seeds)."""
+    rows = []
+    for (fold, arm), group in runs.groupby(["fold", "arm"], sort=False):
+        out = {"fold": fold, "arm": arm, "n": int(len(group))}
+        base = runs[(runs["fold"] == fold) & (runs["arm"] == baseline)].set_index("seed")
+        paired = group.set_index("seed").join(base, suffixes=("", "_base"), how="inner")
+        for metric in metrics:
+            out[f"{metric}_mean"], out[f"{metric}_sem"] = _mean_sem(group[metric])
+            if arm != baseline and len(paired):
+                diff = paired[metric] - paired[f"{metric}_base"]
+                out[f"{metric}_delta"], out[f"{metric}_delta_sem"] = _mean_sem(diff)
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def _mean_sem(values: pd.Series) -> tuple[float, float]:
+    values = values.dropna()
+    if values.empty:
+        return math.nan, math.nan
+    sem = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+    return float(values.mean()), sem
+
+
+def markdown_arm_table(table: pd.DataFrame, metrics: Sequence[str], percent: Sequence[str] = ()) -> str:
+    """``arm_table`` as a markdown table: one row per (fold, arm), each metric as
+    ``mean ± sem`` with the paired ``Δ ± sem`` to the baseline where there is one;
+    metrics in ``percent`` are shown in percent."""
+
+    def cell(row, metric: str) -> str:
+        scale = 100 if metric in percent else 1
+        fmt = "{:.1f}" if metric in percent else "{:.3f}"
+
+        def num(x):
+            return "–" if pd.isna(x) else fmt.format(x * scale)
+
+        text = f"{num(row[f'{metric}_mean'])} ± {num(row[f'{metric}_sem'])}"
+        if f"{metric}_delta" in row and not pd.isna(row.get(f"{metric}_delta")):
+            text += f" (Δ {num(row[f'{metric}_delta'])} ± {num(row[f'{metric}_delta_sem'])})"
+        return text
+
+    header = ["fold", "arm", "n", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        lines.append(
+            "| "
+            + " | ".join([row["fold"], row["arm"], str(row["n"]), *(cell(row, m) for m in metrics)])
+            + " |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,37 @@
+# Aggregation: one row per run (results/summary.parquet) and the per-arm table with paired
+# differences to vanilla (results/tables/arms.{csv,md}).
+
+
+rule aggregate:
+    input:
+        runs=run_dirs(),
+    output:
+        summary="results/summary.parquet",
+        csv="results/tables/arms.csv",
+        md="results/tables/arms.md",
+    params:
+        metrics=TABLE_METRICS,
+        percent=[m for m in TABLE_METRICS if not m.startswith(("cin", "cout"))],
+    log:
+        "results/logs/aggregate.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/aggregate.py"
+
+
+rule arm_figures:
+    input:
+        runs=run_dirs(folds=["all"]),
+        organism="results/organism/student/model",
+    output:
+        curves_png="results/figures/arms.png",
+        curves_pdf="results/figures/arms.pdf",
+        cin_png="results/figures/cin.png",
+        cin_pdf="results/figures/cin.pdf",
+    log:
+        "results/logs/arm_figures.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/arm_figures.py"
