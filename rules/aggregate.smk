@@ -1,5 +1,6 @@
-# Aggregation: one row per run (results/summary.parquet) and the per-arm table with paired
-# differences to vanilla (results/tables/arms.{csv,md}).
+# Aggregation: one row per run (results/summary.parquet), the per-arm table with paired
+# differences to vanilla (results/tables/arms.{csv,md}) and the verdict on H1 and the
+# controls (results/tables/verdict.{csv,md}).
 
 
 rule aggregate:
@@ -9,6 +10,8 @@ rule aggregate:
         summary="results/summary.parquet",
         csv="results/tables/arms.csv",
         md="results/tables/arms.md",
+        verdict_csv="results/tables/verdict.csv",
+        verdict_md="results/tables/verdict.md",
     params:
         metrics=TABLE_METRICS,
         percent=[m for m in TABLE_METRICS if not m.startswith(("cin", "cout"))],

@@ -1,4 +1,5 @@
-"""Rule aggregate: one summary row per run, then the per-arm table (paired Δ vs vanilla)."""
+"""Rule aggregate: one summary row per run, the per-arm table (paired Δ vs vanilla) and
+the verdict table."""
 
 import sys
 
@@ -8,6 +9,7 @@ import pandas as pd
 
 from projected_grpo.io import atomic_write_parquet, atomic_write_text
 from projected_grpo.stats import arm_table, markdown_arm_table, run_row
+from projected_grpo.verdict import markdown_verdict, verdict_table
 
 summary = pd.DataFrame([run_row(run) for run in snakemake.input.runs])
 atomic_write_parquet(summary, snakemake.output.summary)
@@ -17,3 +19,7 @@ atomic_write_text(
     markdown_arm_table(table, snakemake.params.metrics, snakemake.params.percent), snakemake.output.md
 )
 print(table.to_string(), file=sys.stderr)
+verdict = verdict_table(summary)
+atomic_write_text(verdict.to_csv(index=False), snakemake.output.verdict_csv)
+atomic_write_text(markdown_verdict(verdict), snakemake.output.verdict_md)
+print(verdict.to_string(), file=sys.stderr)

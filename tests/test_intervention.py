@@ -390,3 +390,44 @@ def test_bad_projection_settings_fail_before_any_work(micro_organism, svd, real_
         _trainer(micro_organism, svd, misfit, projection={"intervention": "erase"})
     with pytest.raises(BasisError, match="match_basis"):
         _trainer(micro_organism, svd, real_basis, reference=misfit, projection={"intervention": "erase"})
+
+
+# ------------------------------------------------------------------ resume and measure-only
+
+
+def test_a_refreshing_run_killed_after_a_checkpoint_resumes_with_identical_rows(
+    micro_organism, svd, pool, pairs, real_basis, tmp_path
+):
+    """The refreshed basis is part of the checkpoint: a resumed run projects with it."""
+    from projected_grpo.train import train
+
+    config = TrainConfig.from_dict(
+        {**SETTINGS, "checkpoint_every": 1, "projection": {"intervention": "erase", "refresh_every": 1}}
+    )
+    refresh = refresher(pairs, PROBLEMS, EXTRACT)
+
+    def run(out, log=lambda msg: None):
+        return train(config, micro_organism, PROBLEMS, pool, out, svd, workers=1, log=log,
+                     basis=real_basis, refresh=refresh)  # fmt: skip
+
+    whole = run(tmp_path / "whole")
+
+    def die_after_step_two(msg: str) -> None:
+        if msg.startswith("step 2/"):
+            raise KeyboardInterrupt  # after step 2's row, before its checkpoint: resume from step 1
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed", die_after_step_two)
+    resumed = run(tmp_path / "killed")
+    columns = [c for c in whole.columns if c != "step_seconds"]
+    assert whole["basis_overlap"].notna().all()
+    assert resumed[columns].equals(whole[columns])
+
+
+def test_measure_only_ignores_adam_state_purge(micro_organism, svd, pool, sandbox, real_basis):
+    plain = _trainer(micro_organism, svd)
+    measured = _trainer(
+        micro_organism, svd, real_basis, projection={"intervention": "none", "adam_state": "purge_span_v"}
+    )
+    _steps(plain, 2, pool, sandbox), _steps(measured, 2, pool, sandbox)
+    assert all(torch.equal(a, b) for a, b in zip(_knobs(plain).values(), _knobs(measured).values()))

@@ -56,8 +56,8 @@ def emergence_checks(summary: dict, window: int = WINDOW) -> dict:
 def run_row(run_dir: str | Path) -> dict:
     """One finished run (``results/runs/{fold}/{arm}/seed{seed}``) as one flat row: ids,
     training rates (first step, last ``WINDOW`` steps), post-training eval rates (loophole:
-    hack / solve; no_loophole: solve; route: also with the quarantine ablated), and the
-    projection diagnostics averaged over steps (NaN where the run has none)."""
+    hack / solve and hack per mode; no_loophole: solve; route: also with the quarantine
+    ablated), and the projection diagnostics averaged over steps (NaN where absent)."""
     run_dir = Path(run_dir)
     steps = pd.read_parquet(run_dir / "steps.parquet")
     row = {
@@ -76,6 +76,9 @@ def run_row(run_dir: str | Path) -> dict:
         ):
             value = variants.get(variant, {}).get(key, math.nan)
             row[f"{name}_{variant}_{key.removesuffix('_rate')}"] = float(value)
+        per_mode = variants.get("loophole", {}).get("per_mode", {})
+        for mode in MODES:
+            row[f"{name}_loophole_hack_{mode}"] = float(per_mode.get(mode, {}).get("hack_rate", math.nan))
     for column in DIAGNOSTICS:
         row[column] = float(steps[column].mean()) if column in steps else math.nan
     return row
