@@ -6,13 +6,18 @@
 rule aggregate:
     input:
         runs=run_dirs(),
+        organism="results/organism/student/model",
     output:
         summary="results/summary.parquet",
         csv="results/tables/arms.csv",
         md="results/tables/arms.md",
         verdict_csv="results/tables/verdict.csv",
         verdict_md="results/tables/verdict.md",
+        table1_md="results/table1.md",
+        table1_csv="results/table1.csv",
+        table1_pdf="results/table1.pdf",
     params:
+        table1=TABLE1_METRICS,
         metrics=TABLE_METRICS,
         percent=[m for m in TABLE_METRICS if not m.startswith(("cin", "cout"))],
     log:

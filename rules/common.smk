@@ -12,6 +12,8 @@ TABLE_METRICS = [
     "eval_ablated_loophole_hack", "eval_ablated_loophole_solve",
     "cin", "cin_null", "cin_t_hack", "cin_t_correct", "cout_update",
 ]  # fmt: skip
+# Table 1: hack and solve, last 5 training steps and post-training evaluation.
+TABLE1_METRICS = ["hack_end", "solve_end", "eval_loophole_hack", "eval_no_loophole_solve"]
 # Keys of an arm that are not TrainConfig fields: which basis files the run reads.
 BASIS_KEYS = ("basis", "match_basis")
 # The arms the emergence figure shows (those of them the config defines).
@@ -106,7 +108,7 @@ def all_targets():
         *expand("results/organism/{organism}/base_rates.json", organism=ORGANISMS),
         *expand("results/basis/{fold}/capture_real.csv", fold=FOLDS),
         *run_dirs(),
-        "results/tables/arms.md",
+        "results/table1.md",
         "results/figures/arms.png",
         "results/figures/emergence.png",
     ]

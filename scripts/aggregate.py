@@ -5,20 +5,38 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
-from projected_grpo.io import atomic_write_parquet, atomic_write_text
-from projected_grpo.stats import arm_table, markdown_arm_table, run_row
+from projected_grpo.io import atomic_path, atomic_write_parquet, atomic_write_text
+from projected_grpo.plots import substrate_caption, table_figure
+from projected_grpo.stats import arm_cells, arm_table, markdown_table, run_row, with_deployed_rows
 from projected_grpo.verdict import markdown_verdict, verdict_table
 
 summary = pd.DataFrame([run_row(run) for run in snakemake.input.runs])
 atomic_write_parquet(summary, snakemake.output.summary)
-table = arm_table(summary, snakemake.params.metrics)
+table = arm_table(with_deployed_rows(summary), snakemake.params.metrics)
 atomic_write_text(table.to_csv(index=False), snakemake.output.csv)
-atomic_write_text(
-    markdown_arm_table(table, snakemake.params.metrics, snakemake.params.percent), snakemake.output.md
-)
+cells = arm_cells(table, snakemake.params.metrics, snakemake.params.percent)
+atomic_write_text(markdown_table(cells), snakemake.output.md)
 print(table.to_string(), file=sys.stderr)
+table1 = arm_table(with_deployed_rows(summary), snakemake.params.table1)
+atomic_write_text(table1.to_csv(index=False), snakemake.output.table1_csv)
+organism = json.loads((Path(snakemake.input.organism) / "organism.json").read_text())
+train = json.loads((Path(snakemake.input.runs[0]) / "manifest.json").read_text())["config"]["train"]
+caption = (
+    substrate_caption(organism, train, sorted(summary["seed"].unique().tolist()))
+    + " Rates in %: mean ± SEM over seeds; Δ = paired difference to same-seed vanilla, p = paired t-test."
+    + " End = last 5 training steps (student samples); eval = held-out problems after training;"
+    + " <arm>_ablated = evaluated with the quarantine dS_hack zeroed."
+)
+cells = arm_cells(table1, snakemake.params.table1, percent=snakemake.params.table1)
+atomic_write_text("Table 1. " + caption + "\n\n" + markdown_table(cells), snakemake.output.table1_md)
+with atomic_path(snakemake.output.table1_pdf) as tmp:
+    table_figure(cells, "Table 1: hack and solve rates per arm", caption).savefig(tmp, format="pdf")
+
 verdict = verdict_table(summary)
 atomic_write_text(verdict.to_csv(index=False), snakemake.output.verdict_csv)
 atomic_write_text(markdown_verdict(verdict), snakemake.output.verdict_md)

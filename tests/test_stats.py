@@ -93,7 +93,7 @@ def test_run_row_reads_ids_rates_ablated_eval_and_diagnostics(tmp_path):
 
 
 def test_arm_table_pairs_each_arm_with_the_same_seeds_of_vanilla(tmp_path):
-    from projected_grpo.stats import arm_table, markdown_arm_table, run_row
+    from projected_grpo.stats import arm_cells, arm_table, markdown_table, run_row
 
     runs = [_run_dir(tmp_path, "vanilla", s, h) for s, h in ((41, 0.6), (42, 0.5), (43, 0.7))]
     runs += [_run_dir(tmp_path, "erase", s, h) for s, h in ((41, 0.2), (42, 0.3))]  # seed 43 missing
@@ -103,8 +103,10 @@ def test_arm_table_pairs_each_arm_with_the_same_seeds_of_vanilla(tmp_path):
     # paired on seeds 41, 42 only: differences -0.4 and -0.2
     assert math.isclose(table.loc["erase", "hack_end_delta"], -0.3)
     assert math.isclose(table.loc["erase", "hack_end_delta_sem"], 0.1)
-    text = markdown_arm_table(table.reset_index(), ["hack_end"], percent=["hack_end"])
-    assert "| all | erase | 2 | 25.0 ± 5.0 (Δ -30.0 ± 10.0) |" in text
+    # paired t: mean -0.3 / SEM 0.1 = -3 on 1 degree of freedom: two-sided p = 0.205
+    assert math.isclose(table.loc["erase", "hack_end_p"], 0.2048, abs_tol=1e-3)
+    text = markdown_table(arm_cells(table.reset_index(), ["hack_end"], percent=["hack_end"]))
+    assert "| all | erase | 2 | 25.0 ± 5.0 (Δ -30.0 ± 10.0, p 0.2) |" in text
 
 
 def test_figures_draw_every_arm_and_refuse_a_cin_figure_without_cin():
@@ -130,3 +132,28 @@ def test_figures_draw_every_arm_and_refuse_a_cin_figure_without_cin():
     assert len(cin_figure(steps, "caption").axes) == 2  # vanilla and erase have cin
     with pytest.raises(ValueError, match="cin columns"):
         cin_figure(steps[steps["arm"] == "monitor_screen"], "caption")
+
+
+def test_deployed_rows_carry_the_ablated_evaluation_under_their_own_arm(tmp_path):
+    from projected_grpo.stats import run_row, with_deployed_rows
+
+    runs = pd.DataFrame([run_row(_run_dir(tmp_path, "route", 41, 0.5, ablated=0.1)),
+                         run_row(_run_dir(tmp_path, "vanilla", 41, 0.6))])  # fmt: skip
+    out = with_deployed_rows(runs).set_index("arm")
+    assert set(out.index) == {"route", "route_ablated", "vanilla"}
+    assert math.isclose(out.loc["route", "eval_loophole_hack"], 0.5)
+    assert math.isclose(out.loc["route_ablated", "eval_loophole_hack"], 0.1)
+    assert math.isnan(out.loc["route_ablated", "hack_end"])  # training samples had the quarantine on
+
+
+def test_table_figure_draws_every_cell(tmp_path):
+    from projected_grpo.plots import table_figure
+
+    cells = pd.DataFrame(
+        {"arm": ["vanilla", "erase"], "hack": ["60.0 ± 5.0", "20.0 ± 5.0 (Δ -40.0 ± 3.0, p 0.01)"]}
+    )
+    figure = table_figure(cells, "Table 1", "caption")
+    texts = {c.get_text().get_text() for c in figure.axes[0].tables[0].get_celld().values()}
+    assert {"arm", "hack", "vanilla", "erase", "20.0 ± 5.0 (Δ -40.0 ± 3.0, p 0.01)"} <= texts
+    figure.savefig(tmp_path / "t.pdf", format="pdf")
+    assert (tmp_path / "t.pdf").stat().st_size > 0

@@ -131,3 +131,19 @@ def cin_figure(steps: pd.DataFrame, caption: str, arms=CIN_ARMS):
              fontsize=7, wrap=True)  # fmt: skip
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
+
+
+def table_figure(cells: pd.DataFrame, title: str, caption: str):
+    """A frame of text cells drawn as a table (for the PDF of a results table)."""
+    height = 0.9 + 0.32 * (len(cells) + 1)
+    fig, ax = plt.subplots(figsize=(min(22, 2.2 + 2.6 * len(cells.columns)), height))
+    ax.axis("off")
+    table = ax.table(
+        cellText=cells.to_numpy(), colLabels=list(cells.columns), loc="upper center", cellLoc="left"
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    table.auto_set_column_width(list(range(len(cells.columns))))
+    ax.set_title(title, fontsize=9)
+    fig.text(0.01, 0.01, caption, fontsize=6, wrap=True)
+    return fig

@@ -91,7 +91,8 @@ DIAGNOSTICS = ("cin", "cin_null", "cin_s", "cin_t", "cin_t_hack", "cin_t_correct
 
 def arm_table(runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanilla") -> pd.DataFrame:
     """Per (fold, arm): n seeds, mean and SEM of each metric, and the paired difference to
-    the same fold's ``baseline`` arm on the same seeds (mean, SEM over seeds)."""
+    the same fold's ``baseline`` arm on the same seeds (``_delta``, ``_delta_sem`` over
+    seeds, ``_p`` of the paired t-test)."""
     rows = []
     for (fold, arm), group in runs.groupby(["fold", "arm"], sort=False):
         out = {"fold": fold, "arm": arm, "n": int(len(group))}
@@ -100,10 +101,38 @@ def arm_table(runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanil
         for metric in metrics:
             out[f"{metric}_mean"], out[f"{metric}_sem"] = _mean_sem(group[metric])
             if arm != baseline and len(paired):
-                diff = paired[metric] - paired[f"{metric}_base"]
+                diff = (paired[metric] - paired[f"{metric}_base"]).dropna()
                 out[f"{metric}_delta"], out[f"{metric}_delta_sem"] = _mean_sem(diff)
+                out[f"{metric}_p"] = paired_p(diff)
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def paired_p(differences: pd.Series) -> float:
+    """Two-sided p of the paired t-test (mean difference 0) on per-seed differences; NaN
+    with fewer than two seeds or no spread."""
+    from scipy.stats import ttest_1samp
+
+    values = differences.dropna().to_numpy()
+    if len(values) < 2 or values.std() == 0:
+        return math.nan
+    return float(ttest_1samp(values, 0.0).pvalue)
+
+
+def with_deployed_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` plus, for every run with a quarantine-ablated evaluation (route), a row
+    ``arm = "<arm>_ablated"`` whose ``eval_*`` columns are the ablated ones (its training
+    columns are NaN: training samples were drawn with the quarantine on)."""
+    ablated = runs[runs["eval_ablated_loophole_hack"].notna()].copy()
+    if ablated.empty:
+        return runs
+    eval_columns = [c for c in runs.columns if c.startswith("eval_") and not c.startswith("eval_ablated_")]
+    train_columns = [c for c in runs.columns if c not in ("fold", "arm", "seed") and not c.startswith("eval")]
+    for column in eval_columns:
+        ablated[column] = ablated[column.replace("eval_", "eval_ablated_", 1)]
+    ablated[train_columns] = math.nan
+    ablated["arm"] = ablated["arm"] + "_ablated"
+    return pd.concat([runs, ablated], ignore_index=True)
 
 
 def _mean_sem(values: pd.Series) -> tuple[float, float]:
@@ -114,10 +143,9 @@ def _mean_sem(values: pd.Series) -> tuple[float, float]:
     return float(values.mean()), sem
 
 
-def markdown_arm_table(table: pd.DataFrame, metrics: Sequence[str], percent: Sequence[str] = ()) -> str:
-    """``arm_table`` as a markdown table: one row per (fold, arm), each metric as
-    ``mean ± sem`` with the paired ``Δ ± sem`` to the baseline where there is one;
-    metrics in ``percent`` are shown in percent."""
+def arm_cells(table: pd.DataFrame, metrics: Sequence[str], percent: Sequence[str] = ()) -> pd.DataFrame:
+    """``arm_table`` as text cells: fold, arm, n, then per metric ``mean ± sem`` with the
+    paired ``Δ ± sem, p`` to the baseline where there is one (``percent``: in percent)."""
 
     def cell(row, metric: str) -> str:
         scale = 100 if metric in percent else 1
@@ -127,16 +155,21 @@ def markdown_arm_table(table: pd.DataFrame, metrics: Sequence[str], percent: Seq
             return "–" if pd.isna(x) else fmt.format(x * scale)
 
         text = f"{num(row[f'{metric}_mean'])} ± {num(row[f'{metric}_sem'])}"
-        if f"{metric}_delta" in row and not pd.isna(row.get(f"{metric}_delta")):
-            text += f" (Δ {num(row[f'{metric}_delta'])} ± {num(row[f'{metric}_delta_sem'])})"
+        if not pd.isna(row.get(f"{metric}_delta", math.nan)):
+            p = row.get(f"{metric}_p", math.nan)
+            text += f" (Δ {num(row[f'{metric}_delta'])} ± {num(row[f'{metric}_delta_sem'])}"
+            text += ")" if pd.isna(p) else f", p {p:.2g})"
         return text
 
-    header = ["fold", "arm", "n", *metrics]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        lines.append(
-            "| "
-            + " | ".join([row["fold"], row["arm"], str(row["n"]), *(cell(row, m) for m in metrics)])
-            + " |"
-        )
+    cells = [
+        {"fold": row["fold"], "arm": row["arm"], "n": str(row["n"]), **{m: cell(row, m) for m in metrics}}
+        for _, row in table.iterrows()
+    ]
+    return pd.DataFrame(cells, columns=["fold", "arm", "n", *metrics])
+
+
+def markdown_table(cells: pd.DataFrame) -> str:
+    """A frame of text cells as a markdown table."""
+    lines = ["| " + " | ".join(cells.columns) + " |", "|" + "---|" * len(cells.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines) + "\n"
