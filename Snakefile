@@ -14,7 +14,7 @@ include: "rules/common.smk"
 include: "rules/environment.smk"
 include: "rules/organism.smk"
 include: "rules/pool.smk"
-include: "rules/method.smk"
+include: "rules/vhack.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
 
