@@ -16,6 +16,10 @@ rule aggregate:
         table1_md="results/table1.md",
         table1_csv="results/table1.csv",
         table1_pdf="results/table1.pdf",
+        lomo_md="results/tables/lomo.md",
+        lomo_csv="results/tables/lomo.csv",
+        lomo_png="results/figures/lomo.png",
+        lomo_pdf="results/figures/lomo.pdf",
     params:
         table1=TABLE1_METRICS,
         metrics=TABLE_METRICS,

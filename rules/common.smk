@@ -14,8 +14,9 @@ TABLE_METRICS = [
 ]  # fmt: skip
 # Table 1: hack and solve, last 5 training steps and post-training evaluation.
 TABLE1_METRICS = ["hack_end", "solve_end", "eval_loophole_hack", "eval_no_loophole_solve"]
-# Keys of an arm that are not TrainConfig fields: which basis files the run reads.
-BASIS_KEYS = ("basis", "match_basis")
+# Keys of an arm that are not TrainConfig fields: which basis files the run reads, and
+# the folds it runs in ("all", "lomo" = every without_<mode> fold; default: ["all"]).
+ARM_KEYS = ("basis", "match_basis", "folds")
 # The arms the emergence figure shows (those of them the config defines).
 EMERGENCE_ARMS = ("vanilla", "vanilla_no_teacher", "rl_baseline")
 
@@ -76,7 +77,7 @@ def arm_config(arm):
 
 def train_settings(arm, seed, fold):
     """The TrainConfig fields of run (fold, arm, seed)."""
-    changes = {k: v for k, v in arm_config(arm).items() if k not in BASIS_KEYS}
+    changes = {k: v for k, v in arm_config(arm).items() if k not in ARM_KEYS}
     return merged(config["train"], changes) | {"seed": int(seed), "known_modes": known_modes(fold)}
 
 
@@ -97,8 +98,21 @@ def refresh_pairs(arm, fold):
     return [f"results/basis/{fold}/pairs_{kind}.parquet"]
 
 
+def runs_in(arm, fold):
+    """Whether `arm` runs in `fold` (its `folds`: "all" and/or "lomo")."""
+    wanted = arm_config(arm).get("folds", ["all"])
+    return ("all" if fold == "all" else "lomo") in wanted
+
+
 def run_dirs(arms=ARMS, folds=FOLDS):
-    return expand("results/runs/{fold}/{arm}/seed{seed}", fold=folds, arm=arms, seed=SEEDS)
+    """Run folders of every (fold, arm, seed) the config schedules among `arms` x `folds`."""
+    return [
+        f"results/runs/{fold}/{arm}/seed{seed}"
+        for fold in folds
+        for arm in arms
+        if runs_in(arm, fold)
+        for seed in SEEDS
+    ]
 
 
 def all_targets():
@@ -109,6 +123,7 @@ def all_targets():
         *expand("results/basis/{fold}/capture_real.csv", fold=FOLDS),
         *run_dirs(),
         "results/table1.md",
+        "results/tables/lomo.md",
         "results/figures/arms.png",
         "results/figures/emergence.png",
     ]

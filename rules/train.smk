@@ -14,7 +14,7 @@ rule train:
         directory("results/runs/{fold}/{arm}/seed{seed}"),
     params:
         train=lambda wc: train_settings(wc.arm, wc.seed, wc.fold),
-        extraction=extraction_settings(),
+        extraction=lambda wc: extraction_settings() if refresh_pairs(wc.arm, wc.fold) else {},
         svd_cache="results/cache/svd",
         sandbox=config["sandbox"],
     threads: config["train"]["threads"]

@@ -11,8 +11,15 @@ from pathlib import Path
 import pandas as pd
 
 from projected_grpo.io import atomic_path, atomic_write_parquet, atomic_write_text
-from projected_grpo.plots import substrate_caption, table_figure
-from projected_grpo.stats import arm_cells, arm_table, markdown_table, run_row, with_deployed_rows
+from projected_grpo.plots import lomo_figure, substrate_caption, table_figure
+from projected_grpo.stats import (
+    arm_cells,
+    arm_table,
+    lomo_table,
+    markdown_table,
+    run_row,
+    with_deployed_rows,
+)
 from projected_grpo.verdict import markdown_verdict, verdict_table
 
 summary = pd.DataFrame([run_row(run) for run in snakemake.input.runs])
@@ -36,6 +43,23 @@ cells = arm_cells(table1, snakemake.params.table1, percent=snakemake.params.tabl
 atomic_write_text("Table 1. " + caption + "\n\n" + markdown_table(cells), snakemake.output.table1_md)
 with atomic_path(snakemake.output.table1_pdf) as tmp:
     table_figure(cells, "Table 1: hack and solve rates per arm", caption).savefig(tmp, format="pdf")
+
+lomo = lomo_table(summary)
+atomic_write_text(lomo.to_csv(index=False), snakemake.output.lomo_csv)
+lomo_cells = arm_cells(
+    lomo, ["held_out_hack", "eval_no_loophole_solve"], ["held_out_hack", "eval_no_loophole_solve"]
+)
+lomo_cells.insert(0, "held_out", lomo["held_out"].tolist())
+lomo_caption = caption.split(" Rates in %")[0] + (
+    " Leave-one-mode-out: V, teacher pool and monitor know the other three modes; training uses all four."
+    " held_out_hack = the held-out mode's eval hack rate; Δ = paired difference to the fold's vanilla."
+)
+atomic_write_text(
+    "LOMO table. " + lomo_caption + "\n\n" + markdown_table(lomo_cells), snakemake.output.lomo_md
+)
+for fmt in ("png", "pdf"):
+    with atomic_path(snakemake.output[f"lomo_{fmt}"]) as tmp:
+        lomo_figure(lomo, lomo_caption).savefig(tmp, format=fmt, dpi=150)
 
 verdict = verdict_table(summary)
 atomic_write_text(verdict.to_csv(index=False), snakemake.output.verdict_csv)

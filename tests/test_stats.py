@@ -157,3 +157,28 @@ def test_table_figure_draws_every_cell(tmp_path):
     assert {"arm", "hack", "vanilla", "erase", "20.0 ± 5.0 (Δ -40.0 ± 3.0, p 0.01)"} <= texts
     figure.savefig(tmp_path / "t.pdf", format="pdf")
     assert (tmp_path / "t.pdf").stat().st_size > 0
+
+
+def test_lomo_table_reads_the_held_out_modes_deployed_hack_rate():
+    from projected_grpo.plots import lomo_figure
+    from projected_grpo.stats import lomo_table
+
+    rows = []
+    for arm, hack, ablated in (("vanilla", (0.6, 0.7), None), ("route", (0.5, 0.6), (0.1, 0.2))):
+        for seed, h, a in zip((41, 42), hack, ablated or (None, None)):
+            row = {"fold": "without_sentinel", "arm": arm, "seed": seed, "eval_loophole_hack_sentinel": h,
+                   "eval_no_loophole_solve": 0.4, "eval_ablated_loophole_hack": a}  # fmt: skip
+            if a is not None:
+                row |= {"eval_ablated_loophole_hack_sentinel": a, "eval_ablated_no_loophole_solve": 0.3}
+            rows.append(row)
+    rows.append({"fold": "all", "arm": "vanilla", "seed": 41, "eval_loophole_hack_sentinel": 0.9,
+                 "eval_ablated_loophole_hack": None})  # fmt: skip
+    table = lomo_table(pd.DataFrame(rows)).set_index("arm")
+    assert set(table.index) == {"vanilla", "route", "route_ablated"} and set(table["held_out"]) == {
+        "sentinel"
+    }
+    assert math.isclose(table.loc["vanilla", "held_out_hack_mean"], 0.65)  # fold `all` is not a LOMO fold
+    assert math.isclose(table.loc["route_ablated", "held_out_hack_delta"], -0.5)
+    assert math.isclose(table.loc["route_ablated", "eval_no_loophole_solve_mean"], 0.3)
+    assert len(lomo_figure(table.reset_index(), "caption").axes[0].patches) == 3
+    assert lomo_table(pd.DataFrame(rows[-1:])).empty

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,11 +46,29 @@ def test_unknown_config_key_is_rejected(tmp_path):
     assert result.returncode != 0 and "'evaluaton' was unexpected" in output
 
 
+def _workflow_copy(dest: Path) -> Path:
+    """The workflow's files (not the package) copied to ``dest``, so a test can edit them."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, dest / name)
+    for folder in ("rules", "scripts", "schemas", "envs", ".test"):
+        shutil.copytree(REPO / folder, dest / folder)
+    return dest / "Snakefile"
+
+
+def _scheduled(result: subprocess.CompletedProcess) -> set[str]:
+    """Rule names a dry run schedules."""
+    return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.M))
+
+
 def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
-    """End to end on .test/config.yaml (minutes-scale settings cut to seconds)."""
+    """End to end on .test/config.yaml (minutes-scale settings cut to seconds); then dry
+    runs: nothing to redo, an edited figure script redoes only its figures, a changed
+    extraction setting redoes V and the runs but not the organism or the pool."""
+    snakefile = _workflow_copy(tmp_path)
+    config = tmp_path / ".test" / "config.yaml"
     run = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-        "--configfile", str(REPO / ".test" / "config.yaml"), "--cores", "2",
+        sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(tmp_path),
+        "--configfile", str(config), "--cores", "2",
     ]  # fmt: skip
     first = subprocess.run(run, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -81,5 +101,24 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
     assert (tmp_path / "results/figures/emergence.png").stat().st_size > 0
     selfcheck = json.loads((tmp_path / "results/environment/selfcheck.json").read_text())
     assert selfcheck["errors"] == [] and selfcheck["problems"] == 70
+    for arm in ("vanilla", "route", "route_random_V"):  # the leave-one-mode-out fold's arms
+        assert (tmp_path / f"results/runs/without_sentinel/{arm}/seed41/eval_summary.json").is_file()
+    assert "sentinel" in (tmp_path / "results/tables/lomo.md").read_text()
+    for name in ("table1.md", "table1.pdf", "tables/verdict.md", "figures/arms.png", "figures/cin.png",
+                 "figures/lomo.png"):  # fmt: skip
+        assert (tmp_path / "results" / name).stat().st_size > 0, name
     again = subprocess.run([*run, "--dry-run"], capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+    figure_script = tmp_path / "scripts" / "arm_figures.py"
+    figure_script.write_text(figure_script.read_text() + "# a changed figure script\n")
+    edited = subprocess.run([*run, "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert _scheduled(edited) == {"arm_figures", "all"}, edited.stdout[-2000:]
+
+    config.write_text(config.read_text().replace("extraction: {k: 2,", "extraction: {k: 1,"))
+    changed = subprocess.run([*run, "--dry-run"], capture_output=True, text=True, timeout=120)
+    scheduled = _scheduled(changed)
+    assert {"extract_v_hack", "random_basis", "train", "aggregate"} <= scheduled, changed.stdout[-2000:]
+    assert not scheduled & {"build_organism", "build_pool", "build_pairs", "build_problems"}
+    assert "runs/all/vanilla/seed41" in changed.stdout  # reads V
+    assert "runs/all/monitor_screen/seed41" not in changed.stdout  # does not

@@ -147,3 +147,28 @@ def table_figure(cells: pd.DataFrame, title: str, caption: str):
     ax.set_title(title, fontsize=9)
     fig.text(0.01, 0.01, caption, fontsize=6, wrap=True)
     return fig
+
+
+def lomo_figure(lomo: pd.DataFrame, caption: str):
+    """Bars per held-out mode: that mode's post-training hack rate for each arm of the fold
+    (mean ± SEM over seeds). ``lomo``: ``stats.lomo_table``."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    if lomo.empty:
+        ax.text(0.5, 0.5, "no leave-one-mode-out folds in this configuration", ha="center", va="center")
+        ax.axis("off")
+    else:
+        modes = list(dict.fromkeys(lomo["held_out"]))
+        arms = list(dict.fromkeys(lomo["arm"]))
+        width = 0.8 / len(arms)
+        for i, arm in enumerate(arms):
+            rows = lomo[lomo["arm"] == arm].set_index("held_out").reindex(modes)
+            x = [m + i * width for m in range(len(modes))]
+            ax.bar(x, rows["held_out_hack_mean"], width, yerr=rows["held_out_hack_sem"].fillna(0), label=arm,
+                   color=COLORS.get(arm.removesuffix("_ablated")), alpha=0.6 if arm.endswith("_ablated") else 1.0)  # fmt: skip
+        ax.set_xticks([m + 0.4 - width / 2 for m in range(len(modes))], modes)
+        ax.set_ylabel("held-out mode hack rate (eval)")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+    fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

@@ -114,7 +114,7 @@ def paired_p(differences: pd.Series) -> float:
     from scipy.stats import ttest_1samp
 
     values = differences.dropna().to_numpy()
-    if len(values) < 2 or values.std() == 0:
+    if len(values) < 2 or values.max() - values.min() <= 1e-12:  # no spread: t undefined
         return math.nan
     return float(ttest_1samp(values, 0.0).pvalue)
 
@@ -129,7 +129,8 @@ def with_deployed_rows(runs: pd.DataFrame) -> pd.DataFrame:
     eval_columns = [c for c in runs.columns if c.startswith("eval_") and not c.startswith("eval_ablated_")]
     train_columns = [c for c in runs.columns if c not in ("fold", "arm", "seed") and not c.startswith("eval")]
     for column in eval_columns:
-        ablated[column] = ablated[column.replace("eval_", "eval_ablated_", 1)]
+        counterpart = column.replace("eval_", "eval_ablated_", 1)
+        ablated[column] = ablated.get(counterpart, math.nan)
     ablated[train_columns] = math.nan
     ablated["arm"] = ablated["arm"] + "_ablated"
     return pd.concat([runs, ablated], ignore_index=True)
@@ -173,3 +174,23 @@ def markdown_table(cells: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(cells.columns) + " |", "|" + "---|" * len(cells.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def lomo_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Leave-one-mode-out: per held-out mode (fold ``without_<mode>``) and arm (route arms
+    also as ``<arm>_ablated``), the held-out mode's post-training hack rate and the
+    no-loophole solve rate, mean ± SEM over seeds, with the paired Δ to vanilla."""
+    rows = []
+    runs = with_deployed_rows(runs)
+    for mode in MODES:
+        fold = runs[runs["fold"] == f"without_{mode}"]
+        if fold.empty:
+            continue
+        held_out = fold.assign(held_out_hack=fold[f"eval_loophole_hack_{mode}"])
+        table = arm_table(held_out, ["held_out_hack", "eval_no_loophole_solve"])
+        rows.append(table.assign(held_out=mode))
+    columns = ["held_out", "fold", "arm", "n"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(rows, ignore_index=True)
+    return out[columns + [c for c in out.columns if c not in columns]]
