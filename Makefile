@@ -16,6 +16,7 @@ $(INSTALLED): pyproject.toml
 .PHONY: study test
 study: $(INSTALLED)
 	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
 
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests bench scripts

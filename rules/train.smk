@@ -36,7 +36,7 @@ rule emergence_figure:
         runs=run_dirs([a for a in ARMS if a in EMERGENCE_ARMS], ["all"]),
         organism="results/organism/student/model",
     output:
-        png="results/figures/emergence.png",
+        png=report("results/figures/emergence.png", caption="../report/emergence.rst", category="Training curves"),
         pdf="results/figures/emergence.pdf",
         table="results/figures/emergence.csv",
     log:

@@ -50,7 +50,7 @@ def _workflow_copy(dest: Path) -> Path:
     """The workflow's files (not the package) copied to ``dest``, so a test can edit them."""
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, dest / name)
-    for folder in ("rules", "scripts", "schemas", "envs", ".test"):
+    for folder in ("rules", "scripts", "schemas", "envs", "report", ".test"):
         shutil.copytree(REPO / folder, dest / folder)
     return dest / "Snakefile"
 
@@ -109,6 +109,9 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
         assert (tmp_path / "results" / name).stat().st_size > 0, name
     again = subprocess.run([*run, "--dry-run"], capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    report = tmp_path / "results" / "report.html"
+    made = subprocess.run([*run, "--report", str(report)], capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0 and report.stat().st_size > 0, made.stdout[-2000:] + made.stderr[-2000:]
 
     figure_script = tmp_path / "scripts" / "arm_figures.py"
     figure_script.write_text(figure_script.read_text() + "# a changed figure script\n")
