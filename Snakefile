@@ -4,7 +4,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A --configfile replaces config.yaml instead of being merged into it, so a study config
+# (e.g. .test/config.yaml) runs exactly the arms and folds it lists.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
 
 
 validate(config, "schemas/config.schema.yaml")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1", "--dry-run"]
@@ -28,9 +29,17 @@ def test_default_dag_schedules_every_stage():
         assert f"rule {rule}:" in result.stdout or f"localrule {rule}:" in result.stdout
 
 
+def _config_with(tmp_path: Path, change) -> Path:
+    """config.yaml with ``change(config)`` applied, as a --configfile (which replaces it)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    change(config)
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_bad_config_value_fails_before_any_job_naming_the_key(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("sandbox:\n  workers: zero\n  wall_s: 3.0\n  cpu_s: 2.0\n")
+    bad = _config_with(tmp_path, lambda c: c["sandbox"].update(workers="zero"))
     result = _dry_run("--configfile", str(bad))
     output = result.stdout + result.stderr  # snakemake 9 logs errors to stdout
     assert result.returncode != 0
@@ -39,11 +48,18 @@ def test_bad_config_value_fails_before_any_job_naming_the_key(tmp_path):
 
 
 def test_unknown_config_key_is_rejected(tmp_path):
-    bad = tmp_path / "typo.yaml"
-    bad.write_text("evaluaton:\n  n_samples: 4\n")
+    bad = _config_with(tmp_path, lambda c: c.update(evaluaton={"n_samples": 4}))
     result = _dry_run("--configfile", str(bad))
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "'evaluaton' was unexpected" in output
+
+
+def test_a_configfile_replaces_the_default_config_instead_of_merging_into_it(tmp_path):
+    fewer = _config_with(tmp_path, lambda c: c.update(arms={"vanilla": {"basis": "real"}}))
+    result = _dry_run("--configfile", str(fewer), "--directory", str(tmp_path), "--forceall")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "results/runs/all/vanilla/seed41" in result.stdout
+    assert "results/runs/all/erase/" not in result.stdout  # config.yaml's other arms are not merged in
 
 
 def _workflow_copy(dest: Path) -> Path:
@@ -123,5 +139,5 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
     scheduled = _scheduled(changed)
     assert {"extract_v_hack", "random_basis", "train", "aggregate"} <= scheduled, changed.stdout[-2000:]
     assert not scheduled & {"build_organism", "build_pool", "build_pairs", "build_problems"}
-    assert "runs/all/vanilla/seed41" in changed.stdout  # reads V
-    assert "runs/all/monitor_screen/seed41" not in changed.stdout  # does not
+    assert "output: results/runs/all/vanilla/seed41" in changed.stdout  # reads V
+    assert "output: results/runs/all/monitor_screen/seed41" not in changed.stdout  # does not

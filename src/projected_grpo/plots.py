@@ -115,8 +115,11 @@ def cin_figure(steps: pd.DataFrame, caption: str, arms=CIN_ARMS):
     over steps, against the random-direction null, one panel per arm (seed mean ± SEM)."""
     has_cin = {a for a, f in steps.groupby("arm") if "cin" in f and f["cin"].notna().any()}
     arms = [a for a in arms if a in has_cin]
-    if not arms:
-        raise ValueError(f"cin figure: none of the arms {list(CIN_ARMS)} has cin columns")
+    if not arms:  # no basis, or no step with a gradient
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, f"no cin measured in the arms {', '.join(CIN_ARMS)}", ha="center", va="center")
+        ax.axis("off")
+        return fig
     fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.8), sharey=True, squeeze=False)
     for ax, arm in zip(axes[0], arms):
         frame = steps[steps["arm"] == arm]
