@@ -15,7 +15,7 @@ $(INSTALLED): pyproject.toml
 
 .PHONY: study test
 study: $(INSTALLED)
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
 
 test: $(INSTALLED)

@@ -16,6 +16,8 @@ rule train:
         train=lambda wc: train_settings(wc.arm, wc.seed, wc.fold),
         extraction=lambda wc: extraction_settings() if refresh_pairs(wc.arm, wc.fold) else {},
         svd_cache="results/cache/svd",
+        # outside the output folder, which Snakemake deletes before rerunning a killed job
+        checkpoint_dir="results/checkpoints/{fold}/{arm}/seed{seed}",
         sandbox=config["sandbox"],
     threads: config["train"]["threads"]
     resources:

@@ -40,4 +40,5 @@ train(
     basis=basis,
     reference=reference,
     refresh=refresh,
+    checkpoint_dir=snakemake.params.checkpoint_dir,
 )

@@ -5,6 +5,7 @@ do what they say, and bad settings fail before any work."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,6 +113,33 @@ def test_resume_after_kill_gives_identical_rows(micro_organism, pool, tmp_path):
     subprocess.run(command, check=True, stderr=subprocess.DEVNULL, timeout=300)
     resumed = pd.read_parquet(out / "steps.parquet")
     pd.testing.assert_frame_equal(resumed.drop(columns=WALL), reference.drop(columns=WALL))
+
+
+def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere(micro_organism, pool, tmp_path):
+    """Snakemake deletes an incomplete output folder before it reruns the job: the
+    checkpoint lives outside it, so the rerun resumes and writes the unkilled rows."""
+    config = TrainConfig.from_dict(SETTINGS)
+    frame = pd.read_parquet(pool)
+    whole = _run(micro_organism, pool, tmp_path / "whole")
+    out, kept = tmp_path / "runs" / "seed41", tmp_path / "checkpoints" / "seed41"
+
+    def die_after_step_three(msg: str) -> None:
+        if msg.startswith("step 3/"):
+            raise KeyboardInterrupt
+
+    def run(log=lambda msg: None):
+        return train(config, micro_organism, PROBLEMS, frame, out, svd_cache=tmp_path / "svd", workers=1, log=log,
+                     checkpoint_dir=kept)  # fmt: skip
+
+    with pytest.raises(KeyboardInterrupt):
+        run(die_after_step_three)
+    assert (kept / "checkpoint.pt").is_file() and not (out / "checkpoint.pt").exists()
+    shutil.rmtree(out, ignore_errors=True)
+    messages = []
+    resumed = run(messages.append)
+    assert any(m.startswith("resumed from") for m in messages)
+    pd.testing.assert_frame_equal(resumed.drop(columns=WALL), whole.drop(columns=WALL))
+    assert not (kept / "checkpoint.pt").exists()
 
 
 def test_no_teacher_samples_the_whole_group(micro_organism, tmp_path):

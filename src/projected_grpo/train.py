@@ -323,11 +323,15 @@ def train(
     basis: Basis | None = None,
     reference: Basis | None = None,
     refresh: Refresh | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) one GRPO run; returns the step rows (also written to ``out_dir``).
 
-    basis / reference / refresh: see ``Trainer.create`` (projection arms)."""
+    basis / reference / refresh: see ``Trainer.create`` (projection arms).
+    checkpoint_dir: where ``checkpoint.pt`` lives (default ``out_dir``); a workflow that
+    deletes an incomplete ``out_dir`` before rerunning a job keeps it elsewhere."""
     out_dir = Path(out_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir
     if config.n_teacher and pool is None:
         raise ValueError(f"train config mix={config.mix} needs a teacher pool; none was given")
     if pool is not None:
@@ -340,13 +344,13 @@ def train(
     run = Trainer.create(config, model_path, svd_cache, basis, reference, refresh)
     record = asdict(config)
     rows: list[dict] = []
-    state = checkpoint.load(out_dir, record)
+    state = checkpoint.load(checkpoint_dir, record)
     if state is not None:
         checkpoint.restore(state, run.model, run.optimizer, run.scheduler, run.rng, run.generator)
         rows = state["rows"]
         if state.get("basis") is not None:
             run.projector.basis = Basis(**state["basis"])
-        log(f"resumed from {out_dir / checkpoint.FILE} at step {state['step']}")
+        log(f"resumed from {checkpoint_dir / checkpoint.FILE} at step {state['step']}")
 
     with Sandbox(workers=workers, limits=limits) as sandbox:
         for step in range(len(rows), config.steps):
@@ -363,7 +367,7 @@ def train(
             )
             if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
                 checkpoint.save(
-                    out_dir,
+                    checkpoint_dir,
                     step + 1,
                     run.model,
                     run.optimizer,
@@ -396,7 +400,7 @@ def train(
         ),
         out_dir / "manifest.json",
     )
-    (out_dir / checkpoint.FILE).unlink(missing_ok=True)
+    (checkpoint_dir / checkpoint.FILE).unlink(missing_ok=True)
     return steps
 
 
