@@ -368,3 +368,19 @@ def test_swapping_hack_and_clean_negates_v_with_the_same_span(organism):
         # hack-ward: most pairs' differences project positively on every row
         d = hack_differences(grads, pairs)[name]
         assert ((d @ v.T) > 0).float().mean(0).min() > 0.5
+
+
+def test_remove_common_projects_the_shared_gradient_directions_out_of_v():
+    from projected_grpo.extraction import ExtractConfig, basis_from_differences, common_directions
+
+    gen = torch.Generator().manual_seed(3)
+    shared = torch.randn(1, 12, generator=gen)  # every completion's gradient is mostly this
+    grads = 10 * torch.randn(40, 1, generator=gen) @ shared + 0.1 * torch.randn(40, 12, generator=gen)
+    d = grads[::2] - grads[1::2]
+    common = {"m": common_directions(grads, 1)}
+    plain = basis_from_differences({"m": d}, ExtractConfig(k=1))
+    removed = basis_from_differences({"m": d}, ExtractConfig(k=1, remove_common=1), common=common)
+    direction = shared / shared.norm()
+    assert abs(float(plain.vectors["m"] @ direction.T)) > 0.9  # without: V is the shared direction
+    assert abs(float(removed.vectors["m"] @ direction.T)) < 0.2  # with: V is orthogonal to it
+    assert common_directions(grads, 50).shape == (12, 12)  # at most the rank

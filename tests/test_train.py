@@ -115,7 +115,9 @@ def test_resume_after_kill_gives_identical_rows(micro_organism, pool, tmp_path):
     pd.testing.assert_frame_equal(resumed.drop(columns=WALL), reference.drop(columns=WALL))
 
 
-def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere(micro_organism, pool, tmp_path):
+def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere(
+    micro_organism, pool, tmp_path
+):
     """Snakemake deletes an incomplete output folder before it reruns the job: the
     checkpoint lives outside it, so the rerun resumes and writes the unkilled rows."""
     config = TrainConfig.from_dict(SETTINGS)

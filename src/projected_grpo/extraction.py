@@ -39,7 +39,10 @@ class ExtractConfig:
     """k: axes per module (at most); normalization: ``sum`` (live loss: token sum / fixed
     ``max_new_tokens``) or ``mean`` (per-completion mean); tau_axis: relative singular
     value cut; noise_floor: quantile of pooled singular values dropped (0 = none);
-    temperature / max_new_tokens: the live loss's; batch_size: completions per backward."""
+    temperature / max_new_tokens: the live loss's; batch_size: completions per backward;
+    remove_common: per module, project the top ``remove_common`` principal directions of
+    *all* pair completions' gradients out of ``D`` before the SVD (0 = off), so V is not
+    the subspace every completion's gradient shares."""
 
     k: int = 4
     normalization: str = "sum"
@@ -48,8 +51,11 @@ class ExtractConfig:
     temperature: float = 0.7
     max_new_tokens: int = 160
     batch_size: int = 16
+    remove_common: int = 0
 
     def __post_init__(self) -> None:
+        if self.remove_common < 0:
+            raise ValueError(f"extraction.remove_common: expected >= 0, got {self.remove_common}")
         if self.k < 1:
             raise ValueError(f"extraction.k: expected >= 1, got {self.k}")
         if self.normalization not in NORMALIZATIONS:
@@ -155,13 +161,28 @@ def orient(v: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.unsqueeze(1), -v, v)
 
 
+def common_directions(grads: torch.Tensor, m: int) -> torch.Tensor:
+    """``[min(m, rank), r]``: the top right singular vectors of the uncentred completion
+    gradients ``grads: [n, r]``, the directions every completion's gradient shares."""
+    _, s, vh = torch.linalg.svd(grads.double(), full_matrices=False)
+    rank = int((s > s[0] * 1e-9).sum()) if s.numel() and s[0] > 0 else 0
+    return vh[: min(m, rank)]
+
+
 def basis_from_differences(
-    differences: dict[str, torch.Tensor], config: ExtractConfig, meta: dict | None = None
+    differences: dict[str, torch.Tensor],
+    config: ExtractConfig,
+    meta: dict | None = None,
+    common: dict[str, torch.Tensor] | None = None,
 ) -> Basis:
-    """Top-k oriented right singular vectors per module, then ``tau_axis`` and the noise floor."""
+    """Top-k oriented right singular vectors per module (of ``D`` with the rows of
+    ``common[module]`` projected out, when given), then ``tau_axis`` and the noise floor."""
     kept: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name, d in differences.items():
         d = d.double()
+        if common is not None and name in common:
+            u = common[name].double()
+            d = d - (d @ u.T) @ u
         if d.shape[0] == 0 or not torch.any(d != 0):
             continue
         _, s, vh = torch.linalg.svd(d, full_matrices=False)
@@ -193,4 +214,9 @@ def extract_basis(
     grads = completion_gradients(model, tokenizer, pairs, problems, config)
     ids = sorted(int(i) for i in pairs["pair_id"].unique())
     info = {"n_pairs": str(len(ids)), "pair_ids": json.dumps(ids), **(meta or {})}
-    return basis_from_differences(hack_differences(grads, pairs), config, info)
+    common = (
+        {name: common_directions(g, config.remove_common) for name, g in grads.items()}
+        if config.remove_common
+        else None
+    )
+    return basis_from_differences(hack_differences(grads, pairs), config, info, common)
