@@ -41,4 +41,5 @@ train(
     reference=reference,
     refresh=refresh,
     checkpoint_dir=snakemake.params.checkpoint_dir,
+    restart_stale=True,  # inputs changed since the kill (new V, organism, pool): start over
 )

@@ -281,6 +281,8 @@ def test_a_refreshing_run_logs_the_overlap_and_swaps_the_basis(
     assert run.projector.basis is not real_basis and run.projector.basis.meta["refreshed"] == "1"
     with pytest.raises(ValueError, match="refresh_every"):
         _trainer(micro_organism, svd, real_basis, projection={"intervention": "erase", "refresh_every": 2})
+    with pytest.raises(ValueError, match="needs a basis to refresh"):
+        _trainer(micro_organism, svd, None, refresh=refresh, projection={"refresh_every": 2})
 
 
 # ------------------------------------------------------------------ Adam state

@@ -144,6 +144,34 @@ def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere
     assert not (kept / "checkpoint.pt").exists()
 
 
+def test_a_checkpoint_from_other_inputs_is_refused_or_discarded(micro_organism, pool, tmp_path):
+    """Same config, another teacher pool: resuming would mix two runs."""
+    from projected_grpo.checkpoint import CheckpointError
+
+    config = TrainConfig.from_dict(SETTINGS)
+    first = pd.read_parquet(pool)
+    other = first.assign(completion=first["completion"] + "\n")
+    out = tmp_path / "run"
+
+    def run(frame, log=lambda msg: None, **kwargs):
+        return train(config, micro_organism, PROBLEMS, frame, out, svd_cache=tmp_path / "svd", workers=1, log=log,
+                     **kwargs)  # fmt: skip
+
+    def die_after_step_two(msg: str) -> None:
+        if msg.startswith("step 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(first, die_after_step_two)
+    with pytest.raises(CheckpointError, match="another training configuration"):
+        run(other)
+    restarted = run(other, restart_stale=True)
+    fresh = train(
+        config, micro_organism, PROBLEMS, other, tmp_path / "fresh", svd_cache=tmp_path / "svd", workers=1
+    )
+    pd.testing.assert_frame_equal(restarted.drop(columns=WALL), fresh.drop(columns=WALL))
+
+
 def test_no_teacher_samples_the_whole_group(micro_organism, tmp_path):
     rows = _run(micro_organism, None, tmp_path / "run", mix=0.0, steps=2)
     assert rows["hack_rate_teacher"].isna().all()

@@ -117,3 +117,10 @@ def test_verdict_table_has_every_clause_and_renders():
     assert table["clause"].str.contains("route").any() and table["clause"].str.contains("control").any()
     text = markdown_verdict(table)
     assert "| H1 erase vs vanilla: overall | **PASS** |" in text
+
+
+def test_without_room_for_a_15_pp_cut_the_falsifier_is_not_evaluable():
+    barely = ([0.10, 0.12, 0.08], [0.30, 0.32, 0.28])  # vanilla hardly hacks
+    rows = h1_rows(_runs({"vanilla": barely, "erase": ([0.0, 0.0, 0.0], [0.30, 0.32, 0.28])}), ERASE)
+    assert _status(rows, "falsifier cut < 15 pp") == NOT_EVALUABLE
+    assert _status(rows, "overall") == NOT_EVALUABLE

@@ -18,6 +18,7 @@ with identical rows; it is removed when the run completes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -41,7 +42,7 @@ from .adapter import (
     save_knobs,
     split_rows,
 )
-from .basis import Basis, basis_overlap, describe
+from .basis import Basis, basis_overlap, describe, model_hash
 from .evaluate import EvalConfig, evaluate_loaded, load_model, rates
 from .extraction import ExtractConfig, extract_basis
 from .grpo import dr_grpo_advantages, fixed_denominator, grpo_loss, token_logprobs
@@ -50,7 +51,7 @@ from .io import atomic_write_parquet, atomic_write_text
 from .manifest import manifest
 from .modes import MODES
 from .monitor import MonitorConfig
-from .pool import check_pool, train_problems
+from .pool import POOL_COLUMNS, check_pool, train_problems
 from .problems import Problem
 from .rollouts import STUDENT, TEACHER, Rollouts, collect, pack
 from .sampler import SamplingConfig, pad_token_id
@@ -238,6 +239,8 @@ class Trainer:
             raise ValueError(
                 f"projection.intervention={projection.intervention!r} needs a basis; none was given"
             )
+        if projection.refresh_every and basis is None:
+            raise ValueError("projection.refresh_every > 0 needs a basis to refresh; none was given")
         if projection.refresh_every and refresh is None:
             raise ValueError(
                 "projection.refresh_every > 0 needs the pairs to re-extract V from; none were given"
@@ -324,12 +327,15 @@ def train(
     reference: Basis | None = None,
     refresh: Refresh | None = None,
     checkpoint_dir: str | Path | None = None,
+    restart_stale: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) one GRPO run; returns the step rows (also written to ``out_dir``).
 
     basis / reference / refresh: see ``Trainer.create`` (projection arms).
     checkpoint_dir: where ``checkpoint.pt`` lives (default ``out_dir``); a workflow that
-    deletes an incomplete ``out_dir`` before rerunning a job keeps it elsewhere."""
+    deletes an incomplete ``out_dir`` before rerunning a job keeps it elsewhere.
+    A checkpoint resumes only under the same config *and* inputs (model weights, pool,
+    bases); otherwise it is refused, or discarded with ``restart_stale``."""
     out_dir = Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir
     if config.n_teacher and pool is None:
@@ -343,8 +349,16 @@ def train(
         )
     run = Trainer.create(config, model_path, svd_cache, basis, reference, refresh)
     record = asdict(config)
+    key = record | {"inputs": inputs_fingerprint(model_path, pool, basis, reference)}
     rows: list[dict] = []
-    state = checkpoint.load(checkpoint_dir, record)
+    try:
+        state = checkpoint.load(checkpoint_dir, key)
+    except checkpoint.CheckpointError as exc:
+        if not restart_stale:
+            raise
+        log(f"{exc}: starting over")
+        (checkpoint_dir / checkpoint.FILE).unlink()
+        state = None
     if state is not None:
         checkpoint.restore(state, run.model, run.optimizer, run.scheduler, run.rng, run.generator)
         rows = state["rows"]
@@ -375,7 +389,7 @@ def train(
                     run.rng,
                     run.generator,
                     rows,
-                    record,
+                    key,
                     basis=vars(run.projector.basis) if run.refresh is not None else None,
                 )
 
@@ -402,6 +416,21 @@ def train(
     )
     (checkpoint_dir / checkpoint.FILE).unlink(missing_ok=True)
     return steps
+
+
+def inputs_fingerprint(
+    model_path: str | Path, pool: pd.DataFrame | None, basis: Basis | None, reference: Basis | None
+) -> str:
+    """sha256 over what a run reads besides its config: the model's weight files, the
+    teacher pool rows and the bases' tensors (a checkpoint resumes only under the same)."""
+    digest = hashlib.sha256(model_hash(model_path).encode())
+    if pool is not None:
+        digest.update(pd.util.hash_pandas_object(pool[list(POOL_COLUMNS)], index=False).to_numpy().tobytes())
+    for b in (basis, reference):
+        for name in sorted(b.vectors) if b is not None else ():
+            digest.update(name.encode() + b.vectors[name].contiguous().numpy().tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()
 
 
 def _update(
