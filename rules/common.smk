@@ -98,6 +98,22 @@ def refresh_pairs(arm, fold):
     return [f"results/basis/{fold}/pairs_{kind}.parquet"]
 
 
+def check_arms():
+    """Arm settings that cannot work fail here, at parse time, naming the arm."""
+    if "all" not in FOLDS:
+        raise ValueError(f"config method.folds: must contain 'all' (got {FOLDS})")
+    for arm, settings in config["arms"].items():
+        projection = merged(config["train"], settings).get("projection", {})
+        where = f"config arms.{arm}"
+        if projection.get("intervention", "none") != "none" and not settings.get("basis"):
+            raise ValueError(f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, nonhack)")
+        if bool(projection.get("match_removed")) != bool(settings.get("match_basis")):
+            raise ValueError(f"{where}: projection.match_removed and match_basis go together (one is set without the other)")
+
+
+check_arms()
+
+
 def runs_in(arm, fold):
     """Whether `arm` runs in `fold` (its `folds`: "all" and/or "lomo")."""
     wanted = arm_config(arm).get("folds", ["all"])

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,26 @@ def test_unknown_config_key_is_rejected(tmp_path):
     result = _dry_run("--configfile", str(bad))
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "'evaluaton' was unexpected" in output
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["arms"]["erase"].pop("basis"),
+            "arms.erase: projection.intervention 'erase' needs a basis",
+        ),
+        (
+            lambda c: c["arms"]["erase_random_V_matched"].pop("match_basis"),
+            "match_removed and match_basis go together",
+        ),
+        (lambda c: c["method"].update(folds=["without_sentinel"]), "method.folds: must contain 'all'"),
+    ],
+)
+def test_an_arm_that_cannot_work_fails_at_start_up_naming_it(tmp_path, change, message):
+    result = _dry_run("--configfile", str(_config_with(tmp_path, change)))
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert "rule build_problems:" not in result.stdout
 
 
 def test_a_configfile_replaces_the_default_config_instead_of_merging_into_it(tmp_path):
