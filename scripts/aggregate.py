@@ -24,12 +24,13 @@ from projected_grpo.verdict import markdown_verdict, verdict_table
 
 summary = pd.DataFrame([run_row(run) for run in snakemake.input.runs])
 atomic_write_parquet(summary, snakemake.output.summary)
-table = arm_table(with_deployed_rows(summary), snakemake.params.metrics)
+runs = with_deployed_rows(summary)
+table = arm_table(runs, snakemake.params.metrics)
 atomic_write_text(table.to_csv(index=False), snakemake.output.csv)
 cells = arm_cells(table, snakemake.params.metrics, snakemake.params.percent)
 atomic_write_text(markdown_table(cells), snakemake.output.md)
 print(table.to_string(), file=sys.stderr)
-table1 = arm_table(with_deployed_rows(summary), snakemake.params.table1)
+table1 = arm_table(runs, snakemake.params.table1)
 atomic_write_text(table1.to_csv(index=False), snakemake.output.table1_csv)
 organism = json.loads((Path(snakemake.input.organism) / "organism.json").read_text())
 train = json.loads((Path(snakemake.input.runs[0]) / "manifest.json").read_text())["config"]["train"]

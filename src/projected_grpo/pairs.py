@@ -28,8 +28,8 @@ import pandas as pd
 
 from .completions import N_HACK_SHAPES, fence, stub_solution, with_lever
 from .corpus import rename_locals, wrong_attempt
-from .modes import DEFAULT, MODES, check_mode
-from .pool import train_problems
+from .modes import DEFAULT, check_mode
+from .pool import restrict_to_modes, train_problems
 from .problems import Problem
 
 PAIR_COLUMNS = ("pair_id", "label", "problem_id", "variant", "mode", "source", "shape", "completion")
@@ -121,13 +121,9 @@ def pool_pairs(
     """Weak-detector pairs from the loophole rows of the teacher pool."""
     rng = random.Random(f"pool:{config.seed}")
     flags = [f"attempted_{m}" for m in known_modes]
-    unknown = [f"attempted_{m}" for m in MODES if m not in known_modes]
     rows: list[dict] = []
-    loophole = (
-        pool[(pool["variant"] == "loophole") & ~pool[unknown].any(axis=1)]
-        if unknown
-        else pool[pool["variant"] == "loophole"]
-    )
+    known_only = restrict_to_modes(pool, known_modes)
+    loophole = known_only[known_only["variant"] == "loophole"]
     for problem in train_problems(problems):
         if problem.mode not in known_modes:
             continue

@@ -99,10 +99,10 @@ def arm_table(runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanil
         base = runs[(runs["fold"] == fold) & (runs["arm"] == baseline)].set_index("seed")
         paired = group.set_index("seed").join(base, suffixes=("", "_base"), how="inner")
         for metric in metrics:
-            out[f"{metric}_mean"], out[f"{metric}_sem"] = _mean_sem(group[metric])
+            out[f"{metric}_mean"], out[f"{metric}_sem"] = mean_sem(group[metric])
             if arm != baseline and len(paired):
                 diff = (paired[metric] - paired[f"{metric}_base"]).dropna()
-                out[f"{metric}_delta"], out[f"{metric}_delta_sem"] = _mean_sem(diff)
+                out[f"{metric}_delta"], out[f"{metric}_delta_sem"] = mean_sem(diff)
                 out[f"{metric}_p"] = paired_p(diff)
         rows.append(out)
     return pd.DataFrame(rows)
@@ -136,7 +136,8 @@ def with_deployed_rows(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([runs, ablated], ignore_index=True)
 
 
-def _mean_sem(values: pd.Series) -> tuple[float, float]:
+def mean_sem(values: pd.Series) -> tuple[float, float]:
+    """Mean and SEM (ddof 1) of the non-NaN values; NaN where undefined."""
     values = values.dropna()
     if values.empty:
         return math.nan, math.nan

@@ -524,9 +524,10 @@ def _basis_record(basis: Basis | None, reference: Basis | None) -> dict | None:
 
 
 def _knob_norms(modules: dict) -> dict:
-    ds = torch.cat([m.dS.detach() for m in modules.values()])
-    ds_hack = torch.cat([m.dS_hack.detach() for m in modules.values()])
-    return {"dS_norm": float(ds.norm()), "dS_hack_norm": float(ds_hack.norm())}
+    return {
+        "dS_norm": _norm([m.dS for m in modules.values()]),
+        "dS_hack_norm": _norm([m.dS_hack for m in modules.values()]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .modes import MODES
+from .stats import mean_sem
 
 PASS, FAIL, NOT_EVALUABLE = "PASS", "FAIL", "NOT EVALUABLE"
 H1_CUT, FALSIFY_CUT, MATCHED_PASS, FALSIFY_DROP = 0.30, 0.15, 0.10, 0.15
@@ -56,13 +57,13 @@ def paired(runs: pd.DataFrame, a: Arm, b: Arm, fold: str = "all", column_a=None,
 
     left, right = values(a.arm, column_a), values(b.arm, column_b)
     diff = (left - right).dropna()
-    n = len(diff)
+    delta, sem = mean_sem(diff)
     return {
-        "n": n,
-        "a": float(left.loc[diff.index].mean()) if n else math.nan,
-        "b": float(right.loc[diff.index].mean()) if n else math.nan,
-        "delta": float(diff.mean()) if n else math.nan,
-        "sem": float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        "n": len(diff),
+        "a": float(left.loc[diff.index].mean()) if len(diff) else math.nan,
+        "b": float(right.loc[diff.index].mean()) if len(diff) else math.nan,
+        "delta": delta,
+        "sem": sem,
     }
 
 
