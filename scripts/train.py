@@ -8,19 +8,14 @@ import pandas as pd
 
 from projected_grpo.basis import Basis
 from projected_grpo.extraction import ExtractConfig
-from projected_grpo.pool import restrict_to_modes
 from projected_grpo.problems import load_problems
 from projected_grpo.sandbox import Limits
 from projected_grpo.train import TrainConfig, refresher, train
 
 config = TrainConfig.from_dict(snakemake.params.train)
 problems = load_problems(snakemake.input.problems)
-# A fold's teacher pool holds no hack of a mode its detector does not know (SPEC §7).
-pool = (
-    restrict_to_modes(pd.read_parquet(snakemake.input.pool[0]), config.known_modes)
-    if config.n_teacher
-    else None
-)
+# train() restricts the pool to the fold's known modes (SPEC §7).
+pool = pd.read_parquet(snakemake.input.pool[0]) if config.n_teacher else None
 basis, reference = (
     Basis.load(f[0]) if f else None for f in (snakemake.input.basis, snakemake.input.match_basis)
 )

@@ -223,3 +223,37 @@ def test_cli_rejects_a_pool_file_that_is_not_a_teacher_pool(micro_organism, tmp_
         "pool.parquet" in result.stderr and "missing columns" in result.stderr and "reward" in result.stderr
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_a_pool_too_small_for_the_group_is_refused_before_training(micro_organism, pool, tmp_path):
+    frame = pd.read_parquet(pool).groupby(["problem_id", "variant"]).head(1)  # 1 row, G_t = 2
+    config = TrainConfig.from_dict(SETTINGS)
+    with pytest.raises(ValueError, match=r"fewer than 2 'loophole' rows .*teacher.n_per_problem"):
+        train(config, micro_organism, PROBLEMS, frame, tmp_path / "run", workers=1)
+    assert not (tmp_path / "run").exists()
+
+
+def test_where_a_folds_pool_has_no_row_for_a_problem_the_student_fills_the_group(micro_organism, pool):
+    """Leave-one-mode-out: the held-out mode's teacher rows are dropped, so a group may get
+    fewer than G_t teacher rows; it is filled with student samples, still G rows, student first."""
+    import random
+
+    import torch
+
+    from projected_grpo.evaluate import load_model
+    from projected_grpo.rollouts import STUDENT, TEACHER, collect
+    from projected_grpo.sampler import SamplingConfig
+    from projected_grpo.sandbox import Sandbox
+
+    tokenizer, model = load_model(micro_organism)
+    problems = [p for p in PROBLEMS if p.split == "train"][:3]
+    frame = pd.read_parquet(pool)
+    frame = frame[frame["problem_id"] != problems[0].problem_id]  # none for the first problem
+    frame = frame[(frame["problem_id"] != problems[1].problem_id) | ~frame.duplicated("problem_id")]  # one
+    with Sandbox(workers=1) as sandbox:
+        rollouts = collect(model, tokenizer, problems, "loophole", 2, 2, frame, SamplingConfig(max_new_tokens=16),
+                           torch.Generator().manual_seed(0), random.Random(0), sandbox)  # fmt: skip
+    assert rollouts.source == [STUDENT] * 4 + [STUDENT] * 3 + [TEACHER] + [STUDENT] * 2 + [TEACHER] * 2
+    assert rollouts.rewards.shape == (3, 4) and len(rollouts.completion_ids) == 12
+    teacher_rows = rollouts.grades[[s == TEACHER for s in rollouts.source]]
+    assert list(teacher_rows["problem_id"]) == [problems[1].problem_id] + [problems[2].problem_id] * 2

@@ -8,7 +8,8 @@ columns). The trainer draws a prompt's teacher half of the group from these rows
 
 ``restrict_to_modes`` gives the pool of a fold: rows that use the lever of a mode outside
 ``known_modes`` are dropped, so a leave-one-mode-out run is never taught the held-out
-mode's hack by the teacher.
+mode's hack by the teacher. A held-out mode's problems then keep few or no teacher rows
+(the teacher hacks most of them); the trainer fills those groups with student samples.
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ def check_pool(pool: pd.DataFrame, source: str = "teacher pool") -> None:
     missing = [c for c in POOL_COLUMNS if c not in pool.columns]
     if missing:
         raise ValueError(f"{source}: not a teacher pool (missing columns {missing}; written by build_pool)")
+
+
+def check_pool_covers(
+    pool: pd.DataFrame, problems: Sequence[Problem], variant: str, n: int, source: str = "teacher pool"
+) -> None:
+    """Raise ValueError when some problem has fewer than ``n`` rows of ``variant`` in ``pool``
+    (the whole pool, before a fold restricts it): the pool was built too small for the group."""
+    counts = pool[pool["variant"] == variant].groupby("problem_id").size()
+    short = {p.problem_id: int(counts.get(p.problem_id, 0)) for p in problems}
+    short = {pid: count for pid, count in short.items() if count < n}
+    if short:
+        pid, count = next(iter(short.items()))
+        raise ValueError(
+            f"{source}: {len(short)} train problems have fewer than {n} {variant!r} rows "
+            f"(e.g. {pid!r}: {count}); the group's teacher half needs {n} "
+            "(raise teacher.n_per_problem or lower train.mix)"
+        )
 
 
 def restrict_to_modes(pool: pd.DataFrame, known_modes: Sequence[str]) -> pd.DataFrame:

@@ -1,14 +1,16 @@
 """One step's groups: student samples plus teacher-pool completions, graded and packed.
 
-For each of the step's ``P`` prompts the group holds ``G_s`` student completions sampled
-now and ``G_t`` completions drawn (without replacement) from the teacher pool rows of the
-same problem and variant. ``Rollouts`` keeps them prompt-major: rows ``[p*G, (p+1)*G)``
+For each of the step's ``P`` prompts the group holds ``G_t`` completions drawn (without
+replacement) from the teacher pool rows of the same problem and variant and ``G - G_t``
+student completions sampled now. Where a fold's pool has fewer than ``G_t`` rows for a
+problem (its teacher completions used a held-out lever), the student fills the group. ``Rollouts`` keeps them prompt-major: rows ``[p*G, (p+1)*G)``
 are prompt ``p``'s group, student rows first. ``pack`` turns the kept rows into one
 left-padded-prompt / right-padded-completion batch for the teacher-forced loss.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -54,16 +56,20 @@ def collect(
     rng: random.Random,
     sandbox: Sandbox,
 ) -> Rollouts:
-    """Sample ``n_student`` completions per problem, draw ``n_teacher`` from ``pool`` and
-    grade the student ones (pool rows are graded already)."""
+    """Draw up to ``n_teacher`` rows per problem from ``pool``, sample the rest of each group
+    of ``n_student + n_teacher`` from the student and grade those (pool rows are graded)."""
+    group_size = n_student + n_teacher
+    drawn = [_draw_teacher(pool, problem, variant, n_teacher, rng) for problem in problems]
+    n_students = [group_size - len(rows) for rows in drawn]
+    owner = [i for i, n in enumerate(n_students) for _ in range(n)]  # student sample -> problem
+    starts = [0, *itertools.accumulate(n_students)]
     prompts = [render_prompt(tokenizer, build_messages(p, variant)) for p in problems]
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    batch = sample(model, tokenizer, [q for q in prompts for _ in range(n_student)], sampling, generator)
+    batch = sample(model, tokenizer, [prompts[i] for i in owner], sampling, generator)
     lengths = batch.completion_mask.sum(dim=1).tolist()
     student_ids = [ids[:n] for ids, n in zip(batch.completion_ids.tolist(), lengths)]
     grades = grade_all(
-        [Submission(problems[i // n_student], text, variant=variant) for i, text in enumerate(batch.texts)],
-        sandbox,
+        [Submission(problems[i], text, variant=variant) for i, text in zip(owner, batch.texts)], sandbox
     )
     student_rows = [
         {**g.to_row(), "completion": text, "finished": fin}
@@ -71,30 +77,25 @@ def collect(
     ]
 
     rows, completion_ids, source = [], [], []
-    for i, problem in enumerate(problems):
-        for k in range(n_student):
-            j = i * n_student + k
+    for i in range(len(problems)):
+        for j in range(starts[i], starts[i + 1]):
             rows.append(student_rows[j])
             completion_ids.append(student_ids[j])
             source.append(STUDENT)
-        for drawn in _draw_teacher(pool, problem, variant, n_teacher, rng):
-            rows.append({**drawn, "finished": bool(drawn.get("finished", True))})
-            ids = tokenizer(drawn["completion"], add_special_tokens=False)["input_ids"]
+        for row in drawn[i]:
+            rows.append({**row, "finished": bool(row.get("finished", True))})
+            ids = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
             completion_ids.append(ids[: sampling.max_new_tokens])
             source.append(TEACHER)
-    return Rollouts(problems, prompt_ids, completion_ids, source, pd.DataFrame(rows), n_student + n_teacher)
+    return Rollouts(problems, prompt_ids, completion_ids, source, pd.DataFrame(rows), group_size)
 
 
 def _draw_teacher(pool, problem: Problem, variant: str, n: int, rng: random.Random) -> list[dict]:
+    """Up to ``n`` rows of ``problem`` and ``variant``, drawn without replacement."""
     if n == 0:
         return []
     candidates = pool[(pool["problem_id"] == problem.problem_id) & (pool["variant"] == variant)]
-    if len(candidates) < n:
-        raise ValueError(
-            f"teacher pool has {len(candidates)} rows for problem {problem.problem_id!r} ({variant}); "
-            f"the group needs {n} (raise pool.n_per_problem or lower train.mix)"
-        )
-    picks = sorted(rng.sample(range(len(candidates)), n))
+    picks = sorted(rng.sample(range(len(candidates)), min(n, len(candidates))))
     return [candidates.iloc[i].to_dict() for i in picks]
 
 

@@ -51,7 +51,7 @@ from .io import atomic_write_parquet, atomic_write_text
 from .manifest import manifest
 from .modes import MODES
 from .monitor import MonitorConfig
-from .pool import POOL_COLUMNS, check_pool, train_problems
+from .pool import POOL_COLUMNS, check_pool, check_pool_covers, restrict_to_modes, train_problems
 from .problems import Problem
 from .rollouts import STUDENT, TEACHER, Rollouts, collect, pack
 from .sampler import SamplingConfig, pad_token_id
@@ -331,6 +331,9 @@ def train(
 ) -> pd.DataFrame:
     """Run (or resume) one GRPO run; returns the step rows (also written to ``out_dir``).
 
+    pool: the whole teacher pool; the run draws from its rows that use no lever outside
+    ``config.known_modes`` (a leave-one-mode-out fold's pool).
+
     basis / reference / refresh: see ``Trainer.create`` (projection arms).
     checkpoint_dir: where ``checkpoint.pt`` lives (default ``out_dir``); a workflow that
     deletes an incomplete ``out_dir`` before rerunning a job keeps it elsewhere.
@@ -340,9 +343,11 @@ def train(
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir
     if config.n_teacher and pool is None:
         raise ValueError(f"train config mix={config.mix} needs a teacher pool; none was given")
+    train_set = train_problems(problems)
     if pool is not None:
         check_pool(pool)
-    train_set = train_problems(problems)
+        check_pool_covers(pool, train_set, config.variant, config.n_teacher)
+        pool = restrict_to_modes(pool, config.known_modes)  # the fold's pool (SPEC §7)
     if config.prompts_per_step > len(train_set):
         raise ValueError(
             f"prompts_per_step={config.prompts_per_step} exceeds the {len(train_set)} train problems"
