@@ -20,6 +20,8 @@ rule aggregate:
         lomo_csv=report("results/tables/lomo.csv", caption="../report/lomo.rst", category="Leave one mode out"),
         lomo_png=report("results/figures/lomo.png", caption="../report/lomo.rst", category="Leave one mode out"),
         lomo_pdf="results/figures/lomo.pdf",
+        tradeoff_png=report("results/figures/tradeoff.png", caption="../report/tradeoff.rst", category="Trade-off"),
+        tradeoff_pdf="results/figures/tradeoff.pdf",
     params:
         table1=TABLE1_METRICS,
         metrics=TABLE_METRICS,

@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from projected_grpo.io import atomic_path, atomic_write_parquet, atomic_write_text
-from projected_grpo.plots import lomo_figure, substrate_caption, table_figure
+from projected_grpo.plots import lomo_figure, substrate_caption, table_figure, tradeoff_figure
 from projected_grpo.stats import (
     arm_cells,
     arm_table,
     lomo_table,
     markdown_table,
+    paired_differences,
     run_row,
     with_deployed_rows,
 )
@@ -44,6 +45,15 @@ cells = arm_cells(table1, snakemake.params.table1, percent=snakemake.params.tabl
 atomic_write_text("Table 1. " + caption + "\n\n" + markdown_table(cells), snakemake.output.table1_md)
 with atomic_path(snakemake.output.table1_pdf) as tmp:
     table_figure(cells, "Table 1: hack and solve rates per arm", caption).savefig(tmp, format="pdf")
+
+deltas = paired_differences(runs, ["eval_loophole_hack", "eval_no_loophole_solve"])
+tradeoff_caption = caption.split(" Rates in %")[0] + (
+    " Fold all. Post-training eval on held-out problems: Δ hack rate (loophole prompts) against"
+    " Δ solve rate (no-loophole prompts), each paired with the same seed's vanilla run."
+)
+for fmt in ("png", "pdf"):
+    with atomic_path(snakemake.output[f"tradeoff_{fmt}"]) as tmp:
+        tradeoff_figure(deltas, tradeoff_caption).savefig(tmp, format=fmt, dpi=150)
 
 lomo = lomo_table(summary)
 atomic_write_text(lomo.to_csv(index=False), snakemake.output.lomo_csv)

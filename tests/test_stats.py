@@ -180,3 +180,28 @@ def test_lomo_table_reads_the_held_out_modes_deployed_hack_rate():
     assert math.isclose(table.loc["route_ablated", "eval_no_loophole_solve_mean"], 0.3)
     assert len(lomo_figure(table.reset_index(), "caption").axes[0].patches) == 3
     assert lomo_table(pd.DataFrame(rows[-1:])).empty
+
+
+def test_paired_differences_are_per_seed_against_the_same_folds_vanilla_and_are_plotted():
+    from projected_grpo.plots import tradeoff_figure
+    from projected_grpo.stats import paired_differences
+
+    runs = pd.DataFrame(
+        {
+            "fold": ["all"] * 5 + ["without_sentinel"] * 2,
+            "arm": ["vanilla", "vanilla", "erase", "erase", "erase", "vanilla", "erase"],
+            "seed": [41, 42, 41, 42, 43, 41, 41],  # erase seed 43 has no vanilla: not paired
+            "hack": [0.5, 0.6, 0.2, 0.4, 0.0, 0.9, 0.1],
+            "solve": [0.2, 0.1, 0.3, 0.1, 0.9, 0.5, 0.5],
+        }
+    )
+    deltas = paired_differences(runs, ["hack", "solve"])
+    assert deltas["seed"].tolist() == [41, 42] and set(deltas["arm"]) == {"erase"}
+    assert deltas["hack_delta"].round(6).tolist() == [-0.3, -0.2]
+    assert deltas["solve_delta"].round(6).tolist() == [0.1, 0.0]
+    lomo = paired_differences(runs, ["hack"], fold="without_sentinel")
+    assert lomo["hack_delta"].round(6).tolist() == [-0.8]
+    figure = tradeoff_figure(deltas, "caption", x="solve", y="hack")
+    points = figure.axes[0].collections[0].get_offsets()
+    assert [[round(a, 6), round(b, 6)] for a, b in points.tolist()] == [[0.1, -0.3], [0.0, -0.2]]
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["erase"]

@@ -175,3 +175,27 @@ def lomo_figure(lomo: pd.DataFrame, caption: str):
     fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
+
+
+def tradeoff_figure(
+    deltas: pd.DataFrame, caption: str, x: str = "eval_no_loophole_solve", y: str = "eval_loophole_hack"
+):
+    """One point per (arm, seed): the paired change in solve rate (x) and hack rate (y)
+    against same-seed vanilla; the arm's mean as a larger marker. Lower right is the goal
+    (less hacking, more solving). ``deltas``: ``stats.paired_differences``."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.axhline(0, color="0.6", linewidth=0.8)
+    ax.axvline(0, color="0.6", linewidth=0.8)
+    for arm, rows in deltas.groupby("arm", sort=False):
+        color = COLORS.get(arm.removesuffix("_ablated"))
+        hollow = arm.endswith("_ablated")
+        ax.scatter(rows[f"{x}_delta"], rows[f"{y}_delta"], s=18, color=color, alpha=0.6,
+                   facecolors="none" if hollow else color)  # fmt: skip
+        ax.scatter(rows[f"{x}_delta"].mean(), rows[f"{y}_delta"].mean(), s=90, marker="D", label=arm,
+                   edgecolors=color, facecolors="none" if hollow else color)  # fmt: skip
+    ax.set_xlabel(f"Δ {x} vs same-seed vanilla")
+    ax.set_ylabel(f"Δ {y} vs same-seed vanilla")
+    ax.legend(fontsize=6, ncol=2)
+    fig.text(0.01, 0.01, caption + " Small points: seeds; diamonds: arm means.", fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig

@@ -108,6 +108,22 @@ def arm_table(runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanil
     return pd.DataFrame(rows)
 
 
+def paired_differences(
+    runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanilla", fold: str = "all"
+) -> pd.DataFrame:
+    """One row per (arm, seed) of ``fold`` with a same-seed ``baseline`` run: ``arm, seed``
+    and ``<metric>_delta = arm - baseline`` for each metric (the points behind the paired Δ
+    of ``arm_table``)."""
+    in_fold = runs[runs["fold"] == fold]
+    base = in_fold[in_fold["arm"] == baseline].set_index("seed")[list(metrics)]
+    others = in_fold[in_fold["arm"] != baseline].set_index("seed")
+    paired = others.join(base, suffixes=("", "_base"), how="inner").reset_index()
+    deltas = pd.DataFrame({"arm": paired["arm"], "seed": paired["seed"].astype(int)})
+    for metric in metrics:
+        deltas[f"{metric}_delta"] = paired[metric] - paired[f"{metric}_base"]
+    return deltas.sort_values(["arm", "seed"], kind="stable").reset_index(drop=True)
+
+
 def paired_p(differences: pd.Series) -> float:
     """Two-sided p of the paired t-test (mean difference 0) on per-seed differences; NaN
     with fewer than two seeds or no spread."""
