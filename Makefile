@@ -17,6 +17,7 @@ $(INSTALLED): pyproject.toml
 study: $(INSTALLED)
 	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
+	$(VENV)/bin/python -m projected_grpo.benchmarks results/benchmarks --out results/tables/benchmarks.md
 
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests bench scripts
