@@ -4,10 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
-
 from projected_grpo.basis import Basis
 from projected_grpo.extraction import ExtractConfig
+from projected_grpo.io import read_parquet
 from projected_grpo.pool import restrict_to_modes
 from projected_grpo.problems import load_problems
 from projected_grpo.sandbox import Limits
@@ -17,7 +16,7 @@ config = TrainConfig.from_dict(snakemake.params.train)
 problems = load_problems(snakemake.input.problems)
 # A fold's teacher pool holds no hack of a mode its detector does not know (SPEC §7).
 pool = (
-    restrict_to_modes(pd.read_parquet(snakemake.input.pool[0]), config.known_modes)
+    restrict_to_modes(read_parquet(snakemake.input.pool[0], "teacher pool"), config.known_modes)
     if config.n_teacher
     else None
 )
@@ -27,7 +26,8 @@ basis, reference = (
 refresh = None
 if snakemake.input.pairs:
     extraction = {k: v for k, v in snakemake.params.extraction.items() if k != "adapter_targets"}
-    refresh = refresher(pd.read_parquet(snakemake.input.pairs[0]), problems, ExtractConfig(**extraction))
+    pairs = read_parquet(snakemake.input.pairs[0], "pairs file")
+    refresh = refresher(pairs, problems, ExtractConfig(**extraction))
 train(
     config,
     snakemake.input.model,

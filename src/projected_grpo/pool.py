@@ -41,11 +41,14 @@ def build_pool(
     sampling: EvalConfig,
     workers: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    device: str = "cpu",
+    dtype: str = "float32",
 ) -> pd.DataFrame:
-    """Sample and grade ``n_per_problem`` teacher completions per train problem and variant."""
+    """Sample and grade ``n_per_problem`` teacher completions per train problem and variant
+    (the teacher on ``device`` in ``dtype``)."""
     from .grade import progress_bar
 
-    tokenizer, model = load_model(teacher_path)
+    tokenizer, model = load_model(teacher_path, device, dtype)
     train = train_problems(problems)
     config = replace(sampling, n_samples=n_per_problem, variants=POOL_VARIANTS)
     with progress_bar(len(train) * n_per_problem * len(POOL_VARIANTS), "teacher pool") as update:
@@ -64,6 +67,24 @@ def check_pool(pool: pd.DataFrame, source: str = "teacher pool") -> None:
     missing = [c for c in POOL_COLUMNS if c not in pool.columns]
     if missing:
         raise ValueError(f"{source}: not a teacher pool (missing columns {missing}; written by build_pool)")
+
+
+def check_pool_covers(
+    pool: pd.DataFrame, problems: Sequence[Problem], variant: str, n: int, source: str = "teacher pool"
+) -> None:
+    """Raise ValueError unless every problem has at least ``n`` ``variant`` rows in ``pool``
+    (a GRPO group draws ``n`` teacher rows of its problem)."""
+    if n == 0:
+        return
+    counts = pool[pool["variant"] == variant].groupby("problem_id").size()
+    short = [p.problem_id for p in problems if counts.get(p.problem_id, 0) < n]
+    if short:
+        raise ValueError(
+            f"{source}: {len(short)} of {len(problems)} train problems have fewer than the {n} "
+            f"'{variant}' rows a group draws (e.g. {short[:3]}, {int(counts.get(short[0], 0))} rows); "
+            "raise teacher.n_per_problem or lower train.mix (in a leave-one-mode-out fold the "
+            "held-out mode's hacks are dropped from the pool)"
+        )
 
 
 def restrict_to_modes(pool: pd.DataFrame, known_modes: Sequence[str]) -> pd.DataFrame:
