@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -99,6 +100,7 @@ def _preset_cut_to_test_size(checkout: Path) -> dict:
     return config
 
 
+@pytest.mark.timeout(600)  # a DAG run: under 2 min on 2 quiet cores
 def test_qwen_preset_runs_the_dag_end_to_end_on_a_tiny_qwen3(qwen_checkout, tmp_path):
     preset = yaml.safe_load(PRESET.read_text())
     assert preset["compute"] == {"device": "cuda", "dtype": "bfloat16"}

@@ -118,6 +118,7 @@ def tiny_dag(tmp_path_factory) -> tuple[Path, list[str]]:
     return folder, _run_tiny_dag(folder)
 
 
+@pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
 def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
     """End to end on .test/config.yaml (minutes-scale settings cut to seconds); then dry
     runs: nothing to redo, an edited figure script redoes only its figures, a changed
@@ -185,6 +186,7 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
 WALL_TIME_COLUMNS = {"step_seconds"}
 
 
+@pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
 def test_two_runs_of_the_tiny_dag_write_identical_parquet_files(tiny_dag, tmp_path):
     """The DAG rerun from scratch in another folder and process gives byte-identical
     parquet outputs; files with wall-time columns are identical once those are dropped."""
@@ -205,6 +207,7 @@ def test_two_runs_of_the_tiny_dag_write_identical_parquet_files(tiny_dag, tmp_pa
     assert differing == []
 
 
+@pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
 def test_every_run_has_a_manifest_with_its_config_versions_and_git_revision(tiny_dag):
     from projected_grpo.manifest import git_revision, package_versions
     from projected_grpo.organism import OrganismConfig
