@@ -17,6 +17,7 @@ from pathlib import Path
 
 from projected_grpo.families import builtin_bank
 from projected_grpo.grader import Submission, grade_all
+from projected_grpo.io import atomic_write_text
 from projected_grpo.sandbox import Sandbox, describe_isolation
 from projected_grpo.selfcheck import diagonal_cases
 
@@ -43,7 +44,7 @@ def main() -> None:
         isolation,
     ]
     text = "\n".join(lines) + "\n"
-    OUT.write_text(text)
+    atomic_write_text(text, OUT)
     print(text, end="")
 
 

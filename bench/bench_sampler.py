@@ -26,6 +26,7 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
+from projected_grpo.io import atomic_write_text
 from projected_grpo.sampler import SamplingConfig, sample
 
 OUT = Path(__file__).with_name("sampler.txt")
@@ -156,7 +157,7 @@ def main() -> None:
         )
     lines.append(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     text = "\n".join(lines) + "\n"
-    OUT.write_text(text)
+    atomic_write_text(text, OUT)
     print(text, end="")
 
 

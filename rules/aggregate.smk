@@ -6,7 +6,7 @@
 rule aggregate:
     input:
         runs=run_dirs(),
-        organism="results/organism/student/model",
+        student=student_model(),
     output:
         summary="results/summary.parquet",
         csv="results/tables/arms.csv",
@@ -37,7 +37,7 @@ rule aggregate:
 rule arm_figures:
     input:
         runs=run_dirs(folds=["all"]),
-        organism="results/organism/student/model",
+        student=student_model(),
     output:
         curves_png=report("results/figures/arms.png", caption="../report/arms.rst", category="Training curves"),
         curves_pdf="results/figures/arms.pdf",

@@ -1,6 +1,14 @@
-# Shared helpers: target lists for `rule all`, per-organism and per-run settings.
+# Shared helpers: target lists for `rule all`, per-organism and per-run settings, and the
+# start-up checks of everything a user gives (config values, model folders, problem file).
 
-ORGANISMS = ["student", "teacher"] if config["teacher"]["model"] is None else ["student"]
+# The student and the teacher: a local HF model folder (config <role>.model) or, when
+# that is null, an organism built by rule build_organism. Base rates are measured for the
+# student always and for the teacher when it is built.
+ROLES = ["student", "teacher"]
+MEASURED = ["student"] + (["teacher"] if config["teacher"]["model"] is None else [])
+COMPUTE = config["compute"]
+# Snakemake resource of the rules that run a model: one GPU unless the study runs on the CPU.
+GPUS = 0 if COMPUTE["device"] == "cpu" else 1
 ARMS = list(config["arms"])
 SEEDS = [int(s) for s in config["seeds"]]
 FOLDS = list(config["method"]["folds"])
@@ -22,7 +30,7 @@ EMERGENCE_ARMS = ("vanilla", "vanilla_no_teacher", "rl_baseline")
 
 
 wildcard_constraints:
-    organism="|".join(ORGANISMS),
+    organism="|".join(ROLES),
     arm="|".join(ARMS),
     seed=r"\d+",
     fold="|".join(FOLDS),
@@ -45,8 +53,17 @@ def organism_config(name):
     return config["organism"]
 
 
+def model_dir(role):
+    """The folder of the student or the teacher: config[role]['model'] or its organism."""
+    return config[role]["model"] or f"results/organism/{role}/model"
+
+
+def student_model():
+    return model_dir("student")
+
+
 def teacher_model():
-    return config["teacher"]["model"] or "results/organism/teacher/model"
+    return model_dir("teacher")
 
 
 def known_modes(fold):
@@ -78,7 +95,8 @@ def arm_config(arm):
 def train_settings(arm, seed, fold):
     """The TrainConfig fields of run (fold, arm, seed)."""
     changes = {k: v for k, v in arm_config(arm).items() if k not in ARM_KEYS}
-    return merged(config["train"], changes) | {"seed": int(seed), "known_modes": known_modes(fold)}
+    run = {"seed": int(seed), "known_modes": known_modes(fold), **COMPUTE}
+    return merged(config["train"], changes) | run
 
 
 def basis_file(arm, fold, key="basis"):
@@ -120,6 +138,63 @@ def runs_in(arm, fold):
     return ("all" if fold == "all" else "lomo") in wanted
 
 
+def check_inputs():
+    """What the user gave, checked before any job: the model folders, the problem file and
+    the settings the jobs will build (organism, pairs, extraction, every run's TrainConfig),
+    each error naming its config key."""
+    from projected_grpo.evaluate import check_model_folder
+    from projected_grpo.extraction import ExtractConfig
+    from projected_grpo.families import builtin_bank
+    from projected_grpo.organism import OrganismConfig
+    from projected_grpo.pairs import PairsConfig
+    from projected_grpo.problems import BUILTIN, load_problems
+    from projected_grpo.train import TrainConfig
+
+    for role in ROLES:
+        if config[role]["model"] is not None:
+            check_model_folder(config[role]["model"], f"config {role}.model")
+        else:
+            build(OrganismConfig.from_dict, organism_config(role), "organism" if role == "student" else "teacher.organism")
+    if config["problems"] == BUILTIN:
+        problems = builtin_bank(**config["bank"])
+    else:
+        problems = build(load_problems, config["problems"], "problems")
+    n_train = sum(p.split == "train" for p in problems)
+    build(PairsConfig.from_dict, config["method"]["pairs"], "method.pairs")
+    build(lambda raw: ExtractConfig(**raw), {k: v for k, v in extraction_settings().items() if k != "adapter_targets"}, "method.extraction")
+
+    def check_run(settings, key):
+        train = build(TrainConfig.from_dict, settings, key)
+        if train.n_teacher > config["teacher"]["n_per_problem"]:
+            raise ValueError(
+                f"config {key}: a group draws {train.n_teacher} teacher rows per prompt (mix {train.mix} x "
+                f"group_size {train.group_size}) but teacher.n_per_problem is {config['teacher']['n_per_problem']}"
+            )
+        if train.prompts_per_step > n_train:
+            raise ValueError(
+                f"config {key}: prompts_per_step {train.prompts_per_step} exceeds the {n_train} train "
+                f"problems of {config['problems']}"
+            )
+
+    # `train` first, so a bad base setting is reported under its own key, not an arm's
+    check_run(config["train"] | {"seed": SEEDS[0], "known_modes": MODES, **COMPUTE}, "train")
+    for fold in FOLDS:
+        for arm in ARMS:
+            if runs_in(arm, fold):
+                check_run(train_settings(arm, SEEDS[0], fold), f"arms.{arm}")
+
+
+def build(make, settings, key):
+    """make(settings), its TypeError / ValueError re-raised naming the config key."""
+    try:
+        return make(settings)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config {key}: {exc}") from None
+
+
+check_inputs()
+
+
 def run_dirs(arms=ARMS, folds=FOLDS):
     """Run folders of every (fold, arm, seed) the config schedules among `arms` x `folds`."""
     return [
@@ -135,7 +210,7 @@ def all_targets():
     return [
         "results/environment/problems.parquet",
         "results/environment/selfcheck.json",
-        *expand("results/organism/{organism}/base_rates.json", organism=ORGANISMS),
+        *expand("results/organism/{organism}/base_rates.json", organism=MEASURED),
         *expand("results/basis/{fold}/capture_real.csv", fold=FOLDS),
         *run_dirs(),
         "results/table1.md",

@@ -3,6 +3,9 @@
 
 
 rule build_problems:
+    input:
+        # a problem file is an input (an edit to it rebuilds everything graded against it)
+        [] if config["problems"] == "builtin" else [config["problems"]],
     output:
         "results/environment/problems.parquet",
     params:

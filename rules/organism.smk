@@ -1,4 +1,5 @@
-# The model organism (SPEC §2): pretrain it, then measure its base rates on the eval split.
+# The model organism (SPEC §2): pretrain it (when config student.model / teacher.model is
+# null), then measure the base rates of the student (and a built teacher) on the eval split.
 
 
 rule build_organism:
@@ -22,7 +23,7 @@ rule build_organism:
 
 rule organism_base_rates:
     input:
-        model="results/organism/{organism}/model",
+        model=lambda wc: model_dir(wc.organism),
         problems="results/environment/problems.parquet",
     output:
         summary="results/organism/{organism}/base_rates.json",
@@ -31,10 +32,12 @@ rule organism_base_rates:
     params:
         evaluation=config["evaluation"],
         sandbox=config["sandbox"],
+        compute=COMPUTE,
     threads: config["sandbox"]["workers"]
     resources:
         mem_mb=4000,
         runtime=20,
+        gpu=GPUS,
     log:
         "results/logs/organism_base_rates/{organism}.log",
     benchmark:

@@ -11,10 +11,12 @@ rule build_pool:
         n_per_problem=config["teacher"]["n_per_problem"],
         sandbox=config["sandbox"],
         sampling={k: config["train"][k] for k in ("temperature", "top_p", "max_new_tokens")},
+        compute=COMPUTE,
     threads: config["sandbox"]["workers"]
     resources:
         mem_mb=4000,
         runtime=20,
+        gpu=GPUS,
     log:
         "results/logs/build_pool.log",
     benchmark:

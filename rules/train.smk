@@ -4,7 +4,7 @@
 
 rule train:
     input:
-        model="results/organism/student/model",
+        model=student_model(),
         pool=lambda wc: ["results/pool/pool.parquet"] if train_settings(wc.arm, wc.seed, wc.fold)["mix"] > 0 else [],
         problems="results/environment/problems.parquet",
         basis=lambda wc: basis_file(wc.arm, wc.fold),
@@ -23,6 +23,7 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=GPUS,
     log:
         "results/logs/train/{fold}/{arm}/seed{seed}.log",
     benchmark:
@@ -36,7 +37,7 @@ rule train:
 rule emergence_figure:
     input:
         runs=run_dirs([a for a in ARMS if a in EMERGENCE_ARMS], ["all"]),
-        organism="results/organism/student/model",
+        student=student_model(),
     output:
         png=report("results/figures/emergence.png", caption="../report/emergence.rst", category="Training curves"),
         pdf="results/figures/emergence.pdf",

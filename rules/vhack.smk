@@ -24,7 +24,7 @@ rule build_pairs:
 
 rule extract_v_hack:
     input:
-        model="results/organism/student/model",
+        model=student_model(),
         problems="results/environment/problems.parquet",
         pairs="results/basis/{fold}/pairs_{kind}.parquet",
     output:
@@ -33,10 +33,12 @@ rule extract_v_hack:
     params:
         extraction=extraction_settings(),
         svd_cache="results/cache/svd",
+        compute=COMPUTE,
     threads: config["train"]["threads"]
     resources:
         mem_mb=4000,
         runtime=10,
+        gpu=GPUS,
     log:
         "results/logs/extract_v_hack/{fold}/V_{kind}.log",
     benchmark:
@@ -65,7 +67,7 @@ rule random_basis:
 
 rule basis_capture:
     input:
-        model="results/organism/student/model",
+        model=student_model(),
         problems="results/environment/problems.parquet",
         pairs="results/basis/{fold}/pairs_real.parquet",
         basis="results/basis/{fold}/V_{kind}.safetensors",
@@ -74,7 +76,10 @@ rule basis_capture:
     params:
         extraction=extraction_settings(),
         svd_cache="results/cache/svd",
+        compute=COMPUTE,
     threads: config["train"]["threads"]
+    resources:
+        gpu=GPUS,
     log:
         "results/logs/basis_capture/{fold}/{kind}.log",
     conda:

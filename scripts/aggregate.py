@@ -33,10 +33,9 @@ atomic_write_text(markdown_table(cells), snakemake.output.md)
 print(table.to_string(), file=sys.stderr)
 table1 = arm_table(runs, snakemake.params.table1)
 atomic_write_text(table1.to_csv(index=False), snakemake.output.table1_csv)
-organism = json.loads((Path(snakemake.input.organism) / "organism.json").read_text())
 train = json.loads((Path(snakemake.input.runs[0]) / "manifest.json").read_text())["config"]["train"]
 caption = (
-    substrate_caption(organism, train, sorted(summary["seed"].unique().tolist()))
+    substrate_caption(snakemake.input.student, train, sorted(summary["seed"].unique().tolist()))
     + " Rates in %: mean ± SEM over seeds; Δ = paired difference to same-seed vanilla, p = paired t-test."
     + " End = last 5 training steps (student samples); eval = held-out problems after training;"
     + " <arm>_ablated = evaluated with the quarantine dS_hack zeroed."

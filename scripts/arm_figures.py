@@ -18,9 +18,10 @@ steps = pd.concat(
     )
     for run in runs
 )
-organism = json.loads((Path(snakemake.input.organism) / "organism.json").read_text())
 train = json.loads((runs[0] / "manifest.json").read_text())["config"]["train"]
-caption = substrate_caption(organism, train, sorted(steps["seed"].unique().tolist())) + " Fold: all."
+caption = (
+    substrate_caption(snakemake.input.student, train, sorted(steps["seed"].unique().tolist())) + " Fold: all."
+)
 for figure, stem in ((arm_curves_figure(steps, caption), "curves"), (cin_figure(steps, caption), "cin")):
     for fmt in ("png", "pdf"):
         with atomic_path(snakemake.output[f"{stem}_{fmt}"]) as tmp:

@@ -4,7 +4,6 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
 import torch
 
 from projected_grpo.adapter import attach_knobs
@@ -12,19 +11,19 @@ from projected_grpo.basis import Basis
 from projected_grpo.capture import capture_table
 from projected_grpo.evaluate import load_model
 from projected_grpo.extraction import ExtractConfig
-from projected_grpo.io import atomic_write_text
+from projected_grpo.io import atomic_write_text, read_parquet
 from projected_grpo.problems import load_problems
 
 torch.set_num_threads(snakemake.threads)
 settings = dict(snakemake.params.extraction)
 targets = settings.pop("adapter_targets")
-tokenizer, model = load_model(snakemake.input.model)
+tokenizer, model = load_model(snakemake.input.model, **snakemake.params.compute)
 attach_knobs(model, targets, snakemake.params.svd_cache)
 table = capture_table(
     model,
     tokenizer,
     Basis.load(snakemake.input.basis),
-    pd.read_parquet(snakemake.input.pairs),
+    read_parquet(snakemake.input.pairs, "pairs file"),
     load_problems(snakemake.input.problems),
     ExtractConfig(**settings),
 )

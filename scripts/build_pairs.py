@@ -4,9 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
-
-from projected_grpo.io import atomic_write_parquet
+from projected_grpo.io import atomic_write_parquet, read_parquet
 from projected_grpo.pairs import PairsConfig, build_pairs, nonhack_pairs, shuffle_labels
 from projected_grpo.pool import restrict_to_modes
 from projected_grpo.problems import load_problems
@@ -14,7 +12,7 @@ from projected_grpo.problems import load_problems
 known = snakemake.params.known_modes
 config = PairsConfig.from_dict(snakemake.params.pairs)
 problems = load_problems(snakemake.input.problems)
-pool = restrict_to_modes(pd.read_parquet(snakemake.input.pool), known)
+pool = restrict_to_modes(read_parquet(snakemake.input.pool, "teacher pool"), known)
 real = build_pairs(problems, pool, known, config)
 controls = {
     "shuffled": shuffle_labels(real, snakemake.params.control_seed),

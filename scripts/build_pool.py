@@ -17,6 +17,7 @@ pool = build_pool(
     EvalConfig(**snakemake.params.sampling),
     snakemake.threads,
     Limits(wall_s=snakemake.params.sandbox["wall_s"], cpu_s=snakemake.params.sandbox["cpu_s"]),
+    **snakemake.params.compute,
 )
 atomic_write_parquet(pool, snakemake.output[0])
 loophole = pool[pool["variant"] == "loophole"]

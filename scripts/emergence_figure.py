@@ -26,9 +26,8 @@ for run in map(Path, snakemake.input.runs):
     frames.append(steps)
     table.append(row)
 
-organism = json.loads((Path(snakemake.input.organism) / "organism.json").read_text())
 train = json.loads((Path(snakemake.input.runs[0]) / "manifest.json").read_text())["config"]["train"]
-caption = substrate_caption(organism, train, sorted({r["seed"] for r in table}))
+caption = substrate_caption(snakemake.input.student, train, sorted({r["seed"] for r in table}))
 figure = emergence_figure(pd.concat(frames, ignore_index=True), caption)
 for key in ("png", "pdf"):
     with atomic_path(snakemake.output[key]) as tmp:

@@ -4,23 +4,22 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
 import torch
 
 from projected_grpo.adapter import attach_knobs
 from projected_grpo.basis import basis_table, model_hash
 from projected_grpo.evaluate import load_model
 from projected_grpo.extraction import ExtractConfig, extract_basis
-from projected_grpo.io import atomic_write_parquet
+from projected_grpo.io import atomic_write_parquet, read_parquet
 from projected_grpo.problems import load_problems
 
 torch.set_num_threads(snakemake.threads)
 settings = dict(snakemake.params.extraction)
 targets = settings.pop("adapter_targets")
 config = ExtractConfig(**settings)
-tokenizer, model = load_model(snakemake.input.model)
+tokenizer, model = load_model(snakemake.input.model, **snakemake.params.compute)
 attach_knobs(model, targets, snakemake.params.svd_cache)
-pairs = pd.read_parquet(snakemake.input.pairs)
+pairs = read_parquet(snakemake.input.pairs, "pairs file")
 meta = {
     "kind": snakemake.wildcards.kind,
     "fold": snakemake.wildcards.fold,

@@ -16,7 +16,10 @@ out = snakemake.output
 problems = load_problems(snakemake.input.problems)
 config = EvalConfig(**snakemake.params.evaluation)
 limits = Limits(wall_s=snakemake.params.sandbox["wall_s"], cpu_s=snakemake.params.sandbox["cpu_s"])
-graded, summary = evaluate_model(snakemake.input.model, problems, config, snakemake.threads, limits)
+compute = snakemake.params.compute
+graded, summary = evaluate_model(
+    snakemake.input.model, problems, config, snakemake.threads, limits, compute["device"], compute["dtype"]
+)
 summary["checks"] = base_rate_checks(summary)
 atomic_write_parquet(graded, out.completions)
 atomic_write_text(json.dumps(summary, indent=2), out.summary)

@@ -4,10 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
-
 from projected_grpo.basis import Basis
 from projected_grpo.extraction import ExtractConfig
+from projected_grpo.io import read_parquet
 from projected_grpo.problems import load_problems
 from projected_grpo.sandbox import Limits
 from projected_grpo.train import TrainConfig, refresher, train
@@ -15,14 +14,15 @@ from projected_grpo.train import TrainConfig, refresher, train
 config = TrainConfig.from_dict(snakemake.params.train)
 problems = load_problems(snakemake.input.problems)
 # train() restricts the pool to the fold's known modes (SPEC §7).
-pool = pd.read_parquet(snakemake.input.pool[0]) if config.n_teacher else None
+pool = read_parquet(snakemake.input.pool[0], "teacher pool") if config.n_teacher else None
 basis, reference = (
     Basis.load(f[0]) if f else None for f in (snakemake.input.basis, snakemake.input.match_basis)
 )
 refresh = None
 if snakemake.input.pairs:
     extraction = {k: v for k, v in snakemake.params.extraction.items() if k != "adapter_targets"}
-    refresh = refresher(pd.read_parquet(snakemake.input.pairs[0]), problems, ExtractConfig(**extraction))
+    pairs = read_parquet(snakemake.input.pairs[0], "pairs file")
+    refresh = refresher(pairs, problems, ExtractConfig(**extraction))
 train(
     config,
     snakemake.input.model,

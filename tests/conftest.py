@@ -54,3 +54,69 @@ GRADE_COLUMNS = {
     "timed_out",
     "error",
 } | {f"attempted_{m}" for m in MODES}
+
+
+# Qwen's chat format (<|im_start|>role\n...<|im_end|>), with Qwen3's switch for an empty
+# thinking block, as a checkout of Qwen/Qwen3-* ships it (simplified: no tools).
+QWEN_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+
+
+def tiny_qwen_checkout(out, vocab_size=800, seed=0):
+    """A folder laid out like a local Qwen3 checkout, tiny and randomly initialised: a
+    byte-level BPE fast tokenizer with Qwen's special tokens, chat template, eos
+    ``<|im_end|>`` and pad ``<|endoftext|>``; a ``Qwen3ForCausalLM`` saved in bfloat16 with
+    tied embeddings and a generation config listing both end tokens. Built offline."""
+    from pathlib import Path
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    from projected_grpo.families import builtin_bank
+    from projected_grpo.prompts import build_messages
+
+    out = Path(out)
+    texts = []
+    for p in builtin_bank(per_family=1, eval_every=2):
+        texts += [m["content"] for m in build_messages(p)] + [f"```python\n{p.canonical_solution}```"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+    bpe.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        ),
+    )  # fmt: skip
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=QWEN_CHAT_TEMPLATE,
+    )
+    eos, pad = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=4096,
+        tie_word_embeddings=True, bos_token_id=None, eos_token_id=eos, pad_token_id=pad,
+    )  # fmt: skip
+    model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+    model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen_checkout(tmp_path_factory):
+    return tiny_qwen_checkout(tmp_path_factory.mktemp("qwen3-tiny"))

@@ -228,7 +228,7 @@ def test_cli_rejects_a_pool_file_that_is_not_a_teacher_pool(micro_organism, tmp_
 def test_a_pool_too_small_for_the_group_is_refused_before_training(micro_organism, pool, tmp_path):
     frame = pd.read_parquet(pool).groupby(["problem_id", "variant"]).head(1)  # 1 row, G_t = 2
     config = TrainConfig.from_dict(SETTINGS)
-    with pytest.raises(ValueError, match=r"fewer than 2 'loophole' rows .*teacher.n_per_problem"):
+    with pytest.raises(ValueError, match=r"fewer than the 2 'loophole' rows .*teacher.n_per_problem"):
         train(config, micro_organism, PROBLEMS, frame, tmp_path / "run", workers=1)
     assert not (tmp_path / "run").exists()
 

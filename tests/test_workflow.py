@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -97,19 +98,33 @@ def _scheduled(result: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.M))
 
 
-@pytest.mark.timeout(900)  # minutes on an idle 2-core machine; slower beside other jobs
-def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
+def _run_tiny_dag(folder: Path) -> list[str]:
+    """The whole DAG on .test/config.yaml in ``folder`` (a copy of the workflow), in its own
+    process; returns the command (extra arguments make dry runs of it)."""
+    snakefile = _workflow_copy(folder)
+    run = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(folder),
+        "--configfile", str(folder / ".test" / "config.yaml"), "--cores", "2",
+    ]  # fmt: skip
+    done = subprocess.run(run, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_dag(tmp_path_factory) -> tuple[Path, list[str]]:
+    """One end-to-end run of the tiny DAG, shared by the tests that read its results."""
+    folder = tmp_path_factory.mktemp("tiny_dag")
+    return folder, _run_tiny_dag(folder)
+
+
+@pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
+def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
     """End to end on .test/config.yaml (minutes-scale settings cut to seconds); then dry
     runs: nothing to redo, an edited figure script redoes only its figures, a changed
     extraction setting redoes V and the runs but not the organism or the pool."""
-    snakefile = _workflow_copy(tmp_path)
+    tmp_path, run = tiny_dag
     config = tmp_path / ".test" / "config.yaml"
-    run = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(tmp_path),
-        "--configfile", str(config), "--cores", "2",
-    ]  # fmt: skip
-    first = subprocess.run(run, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     rates = json.loads((tmp_path / "results/organism/student/base_rates.json").read_text())
     assert set(rates["variants"]) == {"loophole", "no_loophole", "renamed"}
     assert set(rates["checks"]) >= {"performance", "hack_rate", "format_ok", "hint_match_ratio"}
@@ -156,10 +171,79 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
     edited = subprocess.run([*run, "--dry-run"], capture_output=True, text=True, timeout=120)
     assert _scheduled(edited) == {"arm_figures", "all"}, edited.stdout[-2000:]
 
-    config.write_text(config.read_text().replace("extraction: {k: 2,", "extraction: {k: 1,"))
+    original = config.read_text()
+    config.write_text(original.replace("extraction: {k: 2,", "extraction: {k: 1,"))
     changed = subprocess.run([*run, "--dry-run"], capture_output=True, text=True, timeout=120)
+    config.write_text(original)
     scheduled = _scheduled(changed)
     assert {"extract_v_hack", "random_basis", "train", "aggregate"} <= scheduled, changed.stdout[-2000:]
     assert not scheduled & {"build_organism", "build_pool", "build_pairs", "build_problems"}
     assert "output: results/runs/all/vanilla/seed41" in changed.stdout  # reads V
     assert "output: results/runs/all/monitor_screen/seed41" not in changed.stdout  # does not
+
+
+# Columns that hold wall-clock time, the one thing two runs of the DAG may differ in.
+WALL_TIME_COLUMNS = {"step_seconds"}
+
+
+@pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
+def test_two_runs_of_the_tiny_dag_write_identical_parquet_files(tiny_dag, tmp_path):
+    """The DAG rerun from scratch in another folder and process gives byte-identical
+    parquet outputs; files with wall-time columns are identical once those are dropped."""
+    first, _ = tiny_dag
+    _run_tiny_dag(tmp_path)
+    files = sorted(p.relative_to(first) for p in (first / "results").rglob("*.parquet"))
+    assert files == sorted(p.relative_to(tmp_path) for p in (tmp_path / "results").rglob("*.parquet"))
+    assert len(files) > 40
+    differing = []
+    for name in files:
+        a, b = (first / name).read_bytes(), (tmp_path / name).read_bytes()
+        if a == b:
+            continue
+        frame_a, frame_b = pd.read_parquet(first / name), pd.read_parquet(tmp_path / name)
+        wall = WALL_TIME_COLUMNS & set(frame_a.columns)
+        if not wall or not frame_a.drop(columns=list(wall)).equals(frame_b.drop(columns=list(wall))):
+            differing.append(str(name))
+    assert differing == []
+
+
+@pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
+def test_every_run_has_a_manifest_with_its_config_versions_and_git_revision(tiny_dag):
+    from projected_grpo.manifest import git_revision, package_versions
+    from projected_grpo.organism import OrganismConfig
+    from projected_grpo.train import TrainConfig
+
+    folder, _ = tiny_dag
+    config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+    runs = sorted((folder / "results" / "runs").glob("*/*/seed*"))
+    assert len(runs) == 11
+    revision, versions = git_revision(REPO), package_versions()
+    assert revision["commit"] and all(versions[name] for name in ("torch", "transformers", "projected-grpo"))
+    for run in runs:
+        manifest = json.loads((run / "manifest.json").read_text())
+        fold, arm, seed = run.parent.parent.name, run.parent.name, int(run.name.removeprefix("seed"))
+        changes = {k: v for k, v in config["arms"][arm].items() if k not in ("basis", "match_basis", "folds")}
+        settings = _merged(config["train"], changes) | {"seed": seed, **config["compute"]}
+        modes = ["run_tests", "sentinel", "stdout_marker", "file_marker"]
+        settings["known_modes"] = [m for m in modes if fold == "all" or fold != f"without_{m}"]
+        expected = json.loads(json.dumps(asdict(TrainConfig.from_dict(settings))))
+        assert manifest["config"]["train"] == expected, run
+        assert manifest["config"]["model"] == "results/organism/student/model"
+        assert manifest["config"]["device"] == "cpu"
+        assert (manifest["config"]["basis"] is None) == ("basis" not in config["arms"][arm])
+        assert manifest["versions"] == versions
+        assert manifest["git"] == revision
+    for role, changes in (("student", {}), ("teacher", config["teacher"]["organism"])):
+        record = json.loads((folder / f"results/organism/{role}/model/organism.json").read_text())
+        expected = asdict(OrganismConfig.from_dict(_merged(config["organism"], changes)))
+        assert record["config"] == json.loads(json.dumps(expected))
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    """rules/common.smk's `merged`: nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out

@@ -110,7 +110,8 @@ def reduced_svd(
     if path is not None and path.is_file():
         t = load_file(path)
         return t["U"], t["S"], t["Vh"]
-    u, s, vh = torch.linalg.svd(weight.detach().to("cpu", torch.float32), full_matrices=False)
+    # On the weight's device (a GPU makes the one-off SVDs of a multi-billion model quick).
+    u, s, vh = (t.cpu() for t in torch.linalg.svd(weight.detach().float(), full_matrices=False))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:

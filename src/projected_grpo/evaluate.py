@@ -126,14 +126,71 @@ def rates(frame: pd.DataFrame) -> dict:
     }
 
 
-def load_model(model_path: str | Path):
-    """(tokenizer, model) of a local HF causal-LM folder, float32, eval mode, no network."""
+DEVICES = ("cpu", "cuda", "auto")
+DTYPES = ("float32", "bfloat16", "float16")
+# Files that make a folder a tokenizer (fast tokenizer, sentencepiece, or BPE vocab + merges).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+class ModelFolderError(ValueError):
+    """A model path that is not a local Hugging Face causal-LM folder with its tokenizer."""
+
+
+def check_model_folder(model_path: str | Path, key: str = "model") -> None:
+    """Raise ``ModelFolderError`` naming ``key`` (the config key or option that gave the
+    path) unless ``model_path`` is a folder with a readable ``config.json``, weight files
+    and a tokenizer. Reads no weights: cheap enough to run before any work."""
+    path = Path(model_path)
+    where = f"{key}: {model_path}"
+    if not path.is_dir():
+        raise ModelFolderError(
+            f"{where}: not a model folder (no such folder; expected a local HF model folder)"
+        )
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except FileNotFoundError:
+        raise ModelFolderError(
+            f"{where}: not a model folder (no config.json; expected what save_pretrained writes)"
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelFolderError(f"{where}: config.json is not readable JSON ({exc})") from exc
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise ModelFolderError(f"{where}: config.json has no 'model_type' (not a transformers model config)")
+    if not any(p.suffix in (".safetensors", ".bin") for p in path.iterdir()):
+        raise ModelFolderError(f"{where}: no weight files (*.safetensors / *.bin) beside config.json")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelFolderError(
+            f"{where}: no tokenizer (expected one of {', '.join(TOKENIZER_FILES)}; "
+            "save the tokenizer into the model folder with tokenizer.save_pretrained)"
+        )
+
+
+def resolve_device(device: str) -> str:
+    """``cpu`` / ``cuda``, or for ``auto`` whichever is available; refuses ``cuda`` without one."""
+    import torch
+
+    if device not in DEVICES:
+        raise ValueError(f"compute.device: expected one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("compute.device: 'cuda' requested but torch sees no CUDA device; use cpu or auto")
+    return device
+
+
+def load_model(model_path: str | Path, device: str = "cpu", dtype: str = "float32"):
+    """(tokenizer, model) of a local HF causal-LM folder, eval mode, no network: weights
+    in ``dtype`` (one of ``DTYPES``) on ``device`` (one of ``DEVICES``)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if dtype not in DTYPES:
+        raise ValueError(f"compute.dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+    check_model_folder(model_path)
+    target = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    return tokenizer, model.eval()
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+    return tokenizer, model.to(target).eval()
 
 
 def evaluate_model(
@@ -142,9 +199,11 @@ def evaluate_model(
     config: EvalConfig,
     workers: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    device: str = "cpu",
+    dtype: str = "float32",
 ) -> tuple[pd.DataFrame, dict]:
-    """Load a model folder and evaluate it (``evaluate_loaded``)."""
-    tokenizer, model = load_model(model_path)
+    """Load a model folder (on ``device`` in ``dtype``) and evaluate it (``evaluate_loaded``)."""
+    tokenizer, model = load_model(model_path, device, dtype)
     with Sandbox(workers=workers, limits=limits) as sandbox:
         graded, summary = evaluate_loaded(model, tokenizer, problems, config, sandbox)
     return graded, {"model": str(model_path), **summary}
@@ -183,20 +242,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="sandbox workers")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="where the model runs")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES, help="weight dtype")
     args = parser.parse_args(argv)
-    if not (Path(args.model) / "config.json").is_file():
-        print(f"error: --model {args.model}: not a model folder (no config.json)", file=sys.stderr)
-        return 2
     try:
+        check_model_folder(args.model, "--model")
         problems = load_problem_set(args.problems)
-    except ProblemFileError as exc:
+    except (ModelFolderError, ProblemFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     config = EvalConfig(
         n_samples=args.n, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
         seed=args.seed, variants=tuple(args.variants),
     )  # fmt: skip
-    graded, summary = evaluate_model(args.model, problems, config, args.workers)
+    graded, summary = evaluate_model(
+        args.model, problems, config, args.workers, device=args.device, dtype=args.dtype
+    )
     atomic_write_parquet(graded, Path(args.out) / "completions.parquet")
     atomic_write_text(json.dumps(summary, indent=2), Path(args.out) / "summary.json")
     for variant, rates in summary["variants"].items():

@@ -118,19 +118,22 @@ def token_weighted_gradients(
     ``-Σ_t weights[i][t] · log p(completions[i][t])``; one backward per batch. Leaves every
     ``dS.grad`` as it found it."""
     modules = knob_modules(model)
+    device = next(iter(modules.values())).dS.device
     saved = {name: m.dS.grad for name, m in modules.items()}
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
     try:
         for start in range(0, len(prompts), batch_size):
             stop = min(start + batch_size, len(prompts))
-            ids, attention, mask = pack_sequences(prompts[start:stop], completions[start:stop], pad_id)
+            packed = pack_sequences(prompts[start:stop], completions[start:stop], pad_id)
+            ids, attention, mask = (t.to(device) for t in packed)
             weight = torch.zeros(mask.shape, dtype=torch.float32)
             for r, w in enumerate(weights[start:stop]):
                 weight[r, : len(w)] = torch.tensor(w, dtype=torch.float32)
+            weight = weight.to(device)
             n = stop - start
             for m in modules.values():
                 m.dS.grad = None
-            with split_rows(model, torch.arange(n), n_groups=n):
+            with split_rows(model, torch.arange(n, device=device), n_groups=n):
                 logp = token_logprobs(model, ids, attention, mask.shape[1], temperature)
                 (-(logp * weight * mask)).sum().backward()
             for name, grad in group_grads(model).items():
@@ -138,7 +141,7 @@ def token_weighted_gradients(
     finally:
         for name, m in modules.items():
             m.dS.grad = saved[name]
-    return {name: torch.cat(parts) for name, parts in chunks.items() if parts}
+    return {name: torch.cat(parts).cpu() for name, parts in chunks.items() if parts}
 
 
 def hack_differences(grads: dict[str, torch.Tensor], pairs: pd.DataFrame) -> dict[str, torch.Tensor]:

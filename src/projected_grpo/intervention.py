@@ -88,13 +88,18 @@ class Projector:
         if self.config.match_removed and self.reference is None:
             raise ValueError("projection.match_removed needs a reference basis (match_basis)")
 
+    def _vectors(self, modules: dict):
+        """``(module, V)`` with ``V`` on that module's knob device (the basis stays on the CPU)."""
+        for name, v in self.basis.vectors.items():
+            yield name, v.to(modules[name].dS.device)
+
     # ------------------------------------------------------------------ diagnostics
 
     def measure(self, modules: dict, split: dict[str, torch.Tensor]) -> dict:
         """``cin`` columns of the gradient now in ``dS.grad``; ``split[m]: [N_GROUPS, r]``."""
         parts = {"cin": [], "overlap": [], "cin_null": [], "overlap_null": []}
         parts |= {f"cin_{name}": [] for name in ("s", "t", "t_hack", "t_correct")}
-        for name, v in self.basis.vectors.items():
+        for name, v in self._vectors(modules):
             g = modules[name].dS.grad
             if g is None or not torch.any(g != 0):
                 continue
@@ -120,7 +125,7 @@ class Projector:
     def cout_update(self, modules: dict, before: dict[str, torch.Tensor]) -> float:
         """Mean over modules of ``‖relu(V(-Δ))‖/‖Δ‖`` for the change ``Δ`` of ``dS``."""
         shares = []
-        for name, v in self.basis.vectors.items():
+        for name, v in self._vectors(modules):
             delta = modules[name].dS.detach() - before[name]
             if torch.any(delta != 0):
                 shares.append(hackward_share(-delta, v))
@@ -132,7 +137,7 @@ class Projector:
         """Replace ``dS.grad`` by ``g'`` (route: ``removed`` into ``dS_hack.grad``)."""
         route = self.config.intervention == "route"
         stats = []
-        for name, v in self.basis.vectors.items():
+        for name, v in self._vectors(modules):
             module = modules[name]
             if module.dS.grad is None:
                 continue
@@ -149,7 +154,7 @@ class Projector:
         route = self.config.intervention == "route"
         stats = []
         with torch.no_grad():
-            for name, v in self.basis.vectors.items():
+            for name, v in self._vectors(modules):
                 module = modules[name]
                 step = before[name] - module.dS  # u = -Δ, a descent pseudo-gradient
                 if not torch.any(step != 0):
@@ -174,7 +179,8 @@ class Projector:
         random basis's orientation carries no meaning)."""
         c = self.config
         ref = self.reference.vectors.get(name)
-        target = project(g, ref, c.gate, c.overshoot).removed.norm() if ref is not None else torch.tensor(0.0)
+        ref = ref.to(g.device) if ref is not None else None
+        target = project(g, ref, c.gate, c.overshoot).removed.norm() if ref is not None else g.new_zeros(())
         direction = out.removed if out.removed.norm() > 0 else (v @ g) @ v
         norm = direction.norm()
         removed = direction * (target / norm) if norm > 0 else torch.zeros_like(g)
@@ -187,7 +193,7 @@ class Projector:
         if self.config.adam_state != "purge_span_v" or self.config.intervention == "none":
             return
         with torch.no_grad():
-            for name, v in self.basis.vectors.items():
+            for name, v in self._vectors(modules):
                 state = optimizer.state.get(modules[name].dS)
                 if state and "exp_avg" in state:
                     state["exp_avg"].copy_(purge_span(state["exp_avg"], v))

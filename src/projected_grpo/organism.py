@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .corpus import CorpusConfig, CorpusExample, build_corpus
+from .io import atomic_dir
 from .prompts import render_prompt
 from .schedule import warmup_cosine
 
@@ -224,10 +225,6 @@ def build_organism(config: OrganismConfig, out_dir: str | Path) -> dict:
     phases = [(encode_examples(skill, tokenizer, config.max_length), skill_steps)] if skill_steps else []
     phases.append((encoded, config.steps - skill_steps))
     curve = pretrain(model, phases, config, tokenizer.pad_token_id)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
     kinds = {k: sum(ex.kind == k for ex in examples) for k in sorted({ex.kind for ex in examples})}
     record = {
         "config": asdict(config),
@@ -242,7 +239,10 @@ def build_organism(config: OrganismConfig, out_dir: str | Path) -> dict:
         "loss_curve": curve,
         "build_seconds": time.perf_counter() - start,
     }
-    (out_dir / "organism.json").write_text(json.dumps(record, indent=2))
+    with atomic_dir(out_dir) as tmp:  # a killed build leaves no half-saved model folder
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "organism.json").write_text(json.dumps(record, indent=2))
     return record
 
 

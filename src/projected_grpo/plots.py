@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -25,15 +29,39 @@ COLORS = {
 }
 
 
-def substrate_caption(organism: dict, train: dict, seeds: list[int]) -> str:
-    """'<model> (<params> parameters), <steps> GRPO steps, seeds ...' from organism.json
-    and the train settings."""
-    model = organism.get("name", "from-scratch Qwen3-architecture organism")
+def substrate_caption(model_dir: str | Path, train: dict, seeds: list[int]) -> str:
+    """'Substrate: <model>, <params> parameters[, synthetic corpus]; <steps> GRPO steps ...'
+    for the student folder ``model_dir`` and the run's train settings."""
+    model = model_record(model_dir)
+    corpus = ", synthetic corpus" if model["organism"] else ""
     return (
-        f"Substrate: {model}, {organism['parameters'] / 1e6:.2f} M parameters, synthetic corpus; "
+        f"Substrate: {model['name']}, {model['parameters'] / 1e6:.2f} M parameters{corpus}; "
         f"{train['steps']} GRPO steps x {train['prompts_per_step']} prompts x {train['group_size']} "
         f"completions; seeds {', '.join(map(str, seeds))}."
     )
+
+
+def model_record(model_dir: str | Path) -> dict:
+    """``name``, ``parameters`` and ``organism`` (built here, or any local HF model) of a
+    model folder: from ``organism.json`` for the organism, else from ``config.json`` and
+    the weight files' headers (no weights are read)."""
+    from safetensors import safe_open
+
+    path = Path(model_dir)
+    if (path / "organism.json").is_file():
+        record = json.loads((path / "organism.json").read_text())
+        name = record.get("name", "from-scratch Qwen3-architecture organism")
+        return {"name": name, "parameters": record["parameters"], "organism": True}
+    model_type = json.loads((path / "config.json").read_text()).get("model_type", "?")
+    parameters = 0
+    for weights in sorted(path.glob("*.safetensors")):
+        with safe_open(str(weights), framework="pt") as f:
+            parameters += sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())  # noqa: SIM118
+    return {
+        "name": f"{path.name} ({model_type}, local checkpoint)",
+        "parameters": parameters,
+        "organism": False,
+    }
 
 
 def emergence_figure(steps: pd.DataFrame, caption: str):

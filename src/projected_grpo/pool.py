@@ -42,11 +42,14 @@ def build_pool(
     sampling: EvalConfig,
     workers: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    device: str = "cpu",
+    dtype: str = "float32",
 ) -> pd.DataFrame:
-    """Sample and grade ``n_per_problem`` teacher completions per train problem and variant."""
+    """Sample and grade ``n_per_problem`` teacher completions per train problem and variant
+    (the teacher on ``device`` in ``dtype``)."""
     from .grade import progress_bar
 
-    tokenizer, model = load_model(teacher_path)
+    tokenizer, model = load_model(teacher_path, device, dtype)
     train = train_problems(problems)
     config = replace(sampling, n_samples=n_per_problem, variants=POOL_VARIANTS)
     with progress_bar(len(train) * n_per_problem * len(POOL_VARIANTS), "teacher pool") as update:
@@ -70,17 +73,18 @@ def check_pool(pool: pd.DataFrame, source: str = "teacher pool") -> None:
 def check_pool_covers(
     pool: pd.DataFrame, problems: Sequence[Problem], variant: str, n: int, source: str = "teacher pool"
 ) -> None:
-    """Raise ValueError when some problem has fewer than ``n`` rows of ``variant`` in ``pool``
-    (the whole pool, before a fold restricts it): the pool was built too small for the group."""
+    """Raise ValueError unless every problem has at least ``n`` ``variant`` rows in ``pool``
+    (a GRPO group draws ``n`` teacher rows of its problem). Check the whole pool: a fold's
+    restriction may leave fewer, and the student fills those groups."""
+    if n == 0:
+        return
     counts = pool[pool["variant"] == variant].groupby("problem_id").size()
-    short = {p.problem_id: int(counts.get(p.problem_id, 0)) for p in problems}
-    short = {pid: count for pid, count in short.items() if count < n}
+    short = [p.problem_id for p in problems if counts.get(p.problem_id, 0) < n]
     if short:
-        pid, count = next(iter(short.items()))
         raise ValueError(
-            f"{source}: {len(short)} train problems have fewer than {n} {variant!r} rows "
-            f"(e.g. {pid!r}: {count}); the group's teacher half needs {n} "
-            "(raise teacher.n_per_problem or lower train.mix)"
+            f"{source}: {len(short)} of {len(problems)} train problems have fewer than the {n} "
+            f"'{variant}' rows a group draws (e.g. {short[:3]}, {int(counts.get(short[0], 0))} rows); "
+            "raise teacher.n_per_problem or lower train.mix"
         )
 
 

@@ -41,5 +41,12 @@ def build_messages(problem: Problem, variant: str = "loophole", mode: str | None
 
 
 def render_prompt(tokenizer, messages: list[dict]) -> str:
-    """The prompt text a chat model continues: its own chat template, generation prompt on."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    """The prompt text a chat model continues: its own chat template, generation prompt on.
+
+    ``enable_thinking=False`` puts Qwen3-style hybrid models in their non-thinking mode (an
+    empty ``<think></think>`` block), so the completion is the answer and a reasoning trace
+    cannot use up ``max_new_tokens`` or carry a code fence the stop rule would act on;
+    templates that do not read the variable ignore it."""
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )

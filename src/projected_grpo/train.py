@@ -34,6 +34,7 @@ import torch
 from . import checkpoint, monitor
 from .adapter import (
     DEFAULT_TARGETS,
+    AdapterError,
     attach_knobs,
     group_grads,
     knob_modules,
@@ -42,8 +43,8 @@ from .adapter import (
     save_knobs,
     split_rows,
 )
-from .basis import Basis, basis_overlap, describe, model_hash
-from .evaluate import EvalConfig, evaluate_loaded, load_model, rates
+from .basis import Basis, BasisError, basis_overlap, describe, model_hash
+from .evaluate import DEVICES, DTYPES, EvalConfig, check_model_folder, evaluate_loaded, load_model, rates
 from .extraction import ExtractConfig, extract_basis
 from .grpo import dr_grpo_advantages, fixed_denominator, grpo_loss, token_logprobs
 from .intervention import N_GROUPS, ProjectionConfig, Projector, group_index
@@ -79,6 +80,9 @@ class TrainConfig:
         ``intervention: none``, where a basis, if given, is only measured against).
     monitor: ``monitor.MonitorConfig`` fields (the monitor baselines).
     known_modes: the modes the fold's weak detector knows (the monitor's flags).
+    device / dtype: where the policy runs (``cpu``, ``cuda``, ``auto``) and its weights'
+        dtype (``float32``, ``bfloat16``, ``float16``); the knobs, the loss reduction and
+        AdamW stay float32 whatever the weights are.
     """
 
     steps: int = 40
@@ -105,6 +109,8 @@ class TrainConfig:
     projection: dict = field(default_factory=dict)
     monitor: dict = field(default_factory=dict)
     known_modes: tuple[str, ...] = MODES
+    device: str = "cpu"
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         problems = []
@@ -126,6 +132,10 @@ class TrainConfig:
                 problems.append(f"valid {key} settings ({exc})")
         if not self.known_modes or set(self.known_modes) - set(MODES):
             problems.append(f"known_modes a non-empty subset of {list(MODES)} (got {list(self.known_modes)})")
+        if self.device not in DEVICES or self.dtype not in DTYPES:
+            problems.append(
+                f"device in {list(DEVICES)} and dtype in {list(DTYPES)} (got {self.device!r}, {self.dtype!r})"
+            )
         if problems:
             raise ValueError("train config: expected " + "; ".join(problems))
 
@@ -212,7 +222,7 @@ class Trainer:
         re-extracts V from the current model)."""
         torch.set_num_threads(config.threads)
         seed_everything(config.seed)
-        tokenizer, model = load_model(model_path)
+        tokenizer, model = load_model(model_path, config.device, config.dtype)
         attach_knobs(model, config.adapter_targets, svd_cache)
         modules = knob_modules(model)
         optimizer = torch.optim.AdamW(
@@ -341,22 +351,14 @@ def train(
     bases); otherwise it is refused, or discarded with ``restart_stale``."""
     out_dir = Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir
-    if config.n_teacher and pool is None:
-        raise ValueError(f"train config mix={config.mix} needs a teacher pool; none was given")
-    train_set = train_problems(problems)
+    check_model_folder(model_path)
+    train_set = check_inputs(config, problems, pool)
     if pool is not None:
-        check_pool(pool)
-        check_pool_covers(pool, train_set, config.variant, config.n_teacher)
         pool = restrict_to_modes(pool, config.known_modes)  # the fold's pool (SPEC §7)
-    if config.prompts_per_step > len(train_set):
-        raise ValueError(
-            f"prompts_per_step={config.prompts_per_step} exceeds the {len(train_set)} train problems"
-        )
-    run = Trainer.create(config, model_path, svd_cache, basis, reference, refresh)
     record = asdict(config)
     key = record | {"inputs": inputs_fingerprint(model_path, pool, basis, reference)}
     rows: list[dict] = []
-    try:
+    try:  # before the model loads: a checkpoint that cannot be used fails fast
         state = checkpoint.load(checkpoint_dir, key)
     except checkpoint.CheckpointError as exc:
         if not restart_stale:
@@ -364,6 +366,7 @@ def train(
         log(f"{exc}: starting over")
         (checkpoint_dir / checkpoint.FILE).unlink()
         state = None
+    run = Trainer.create(config, model_path, svd_cache, basis, reference, refresh)
     if state is not None:
         checkpoint.restore(state, run.model, run.optimizer, run.scheduler, run.rng, run.generator)
         rows = state["rows"]
@@ -412,15 +415,27 @@ def train(
             atomic_write_text(json.dumps(summary_ablated, indent=2), out_dir / "eval_summary_ablated.json")
     atomic_write_parquet(graded, out_dir / "eval_completions.parquet")
     atomic_write_text(json.dumps(summary, indent=2), out_dir / "eval_summary.json")
-    atomic_write_text(
-        json.dumps(
-            manifest({"train": record, "model": str(model_path), "basis": _basis_record(basis, reference)}),
-            indent=2,
-        ),
-        out_dir / "manifest.json",
-    )
+    config_record = {"train": record, "model": str(model_path), "basis": _basis_record(basis, reference)}
+    config_record["device"] = str(run.model.device)  # what compute.device resolved to
+    atomic_write_text(json.dumps(manifest(config_record), indent=2), out_dir / "manifest.json")
     (checkpoint_dir / checkpoint.FILE).unlink(missing_ok=True)
     return steps
+
+
+def check_inputs(config: TrainConfig, problems: list[Problem], pool: pd.DataFrame | None) -> list[Problem]:
+    """The train problems, after checking that every step can draw its prompts and, from
+    ``pool``, its teacher rows (raises ValueError naming what is short)."""
+    if config.n_teacher and pool is None:
+        raise ValueError(f"train config mix={config.mix} needs a teacher pool; none was given")
+    train_set = train_problems(problems)
+    if config.prompts_per_step > len(train_set):
+        raise ValueError(
+            f"prompts_per_step={config.prompts_per_step} exceeds the {len(train_set)} train problems"
+        )
+    if pool is not None:
+        check_pool(pool)
+        check_pool_covers(pool, train_set, config.variant, config.n_teacher)
+    return train_set
 
 
 def inputs_fingerprint(
@@ -454,7 +469,9 @@ def _update(
     kept_rows = [i for i in range(len(rollouts.source)) if keep[i // rollouts.group_size]]
     if not kept_rows:
         return 0.0, {}, 0
-    input_ids, attention, completion_mask = pack(rollouts, kept_rows, pad_token_id(tokenizer))
+    device = model.device
+    packed = pack(rollouts, kept_rows, pad_token_id(tokenizer))
+    input_ids, attention, completion_mask = (t.to(device) for t in packed)
     n_completion = completion_mask.shape[1]
     denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
     grades = rollouts.grades
@@ -464,7 +481,8 @@ def _update(
                 rollouts.source[i], bool(grades["exploited"].iat[i]), bool(grades["oracle_correct"].iat[i])
             )
             for i in kept_rows
-        ]
+        ],
+        device=device,
     )
     ref_logp = None
     if config.kl_beta:
@@ -473,7 +491,7 @@ def _update(
     with split_rows(model, row_groups, n_groups=N_GROUPS):
         logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
         loss = grpo_loss(
-            logp, completion_mask, advantages.flatten()[kept_rows], denominator, ref_logp,
+            logp, completion_mask, advantages.flatten()[kept_rows].to(device), denominator, ref_logp,
             config.kl_beta, config.clip_eps,
         )  # fmt: skip
         loss.backward()
@@ -538,6 +556,7 @@ def _knob_norms(modules: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
+    from .io import read_parquet
     from .pairs import check_pairs
     from .problems import ProblemFileError, load_problem_set
 
@@ -560,25 +579,29 @@ def main(argv: list[str] | None = None) -> int:
                 "expected a mapping with keys model, train and optionally problems, pool, svd_cache"
             )
         config = TrainConfig.from_dict(raw.get("train") or {})
-        if not (Path(raw["model"]) / "config.json").is_file():
-            raise ValueError(f"model: {raw['model']} is not a model folder (no config.json)")
+        check_model_folder(raw["model"])
         problems = load_problem_set(raw.get("problems", "builtin"))
-        pool = pd.read_parquet(raw["pool"]) if raw.get("pool") else None
+        pool = read_parquet(raw["pool"], "teacher pool (pool:)") if raw.get("pool") else None
         if pool is not None:
             check_pool(pool, f"pool: {raw['pool']}")
         basis, reference = (Basis.load(raw[k]) if raw.get(k) else None for k in ("basis", "match_basis"))
         refresh = None
         if raw.get("pairs"):
-            pairs = pd.read_parquet(raw["pairs"])
+            pairs = read_parquet(raw["pairs"], "pairs file (pairs:)")
             check_pairs(pairs, f"pairs: {raw['pairs']}")
             refresh = refresher(pairs, problems, ExtractConfig(**(raw.get("extraction") or {})))
+        check_inputs(config, problems, pool)
     except (OSError, ValueError, TypeError, ProblemFileError, yaml.YAMLError) as exc:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
         return 2
-    train(
-        config, raw["model"], problems, pool, args.out, raw.get("svd_cache"), args.workers,
-        basis=basis, reference=reference, refresh=refresh,
-    )  # fmt: skip
+    try:  # raised before the first step: the adapter, the bases, the checkpoint in --out
+        train(
+            config, raw["model"], problems, pool, args.out, raw.get("svd_cache"), args.workers,
+            basis=basis, reference=reference, refresh=refresh,
+        )  # fmt: skip
+    except (AdapterError, BasisError, checkpoint.CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
