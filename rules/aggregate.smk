@@ -27,7 +27,7 @@ rule aggregate:
     log:
         "results/logs/aggregate.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/plots.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -44,6 +44,6 @@ rule arm_figures:
     log:
         "results/logs/arm_figures.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/plots.yaml"
     script:
         "../scripts/arm_figures.py"

@@ -1,4 +1,12 @@
 # Shared helpers: target lists for `rule all`, per-organism and per-run settings.
+import os
+
+# Jobs import the package from this checkout's src/ (what the editable install in .venv
+# points at too), so each envs/*.yaml holds only its rules' third-party packages
+# (snakemake --sdm conda) instead of pyproject.toml's full list via `pip install -e`.
+SRC = os.path.join(workflow.basedir, "src")
+if os.path.isdir(SRC) and SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 
 ORGANISMS = ["student", "teacher"] if config["teacher"]["model"] is None else ["student"]
 ARMS = list(config["arms"])
