@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,31 +82,19 @@ def test_a_configfile_replaces_the_default_config_instead_of_merging_into_it(tmp
     assert "results/runs/all/erase/" not in result.stdout  # config.yaml's other arms are not merged in
 
 
-def _workflow_copy(dest: Path) -> Path:
-    """The workflow's files (not the package) copied to ``dest``, so a test can edit them."""
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, dest / name)
-    for folder in ("rules", "scripts", "schemas", "envs", "report", ".test"):
-        shutil.copytree(REPO / folder, dest / folder)
-    return dest / "Snakefile"
-
-
 def _scheduled(result: subprocess.CompletedProcess) -> set[str]:
     """Rule names a dry run schedules."""
     return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.M))
 
 
-def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tmp_path):
+@pytest.mark.timeout(900)
+def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
     """End to end on .test/config.yaml (minutes-scale settings cut to seconds); then dry
     runs: nothing to redo, an edited figure script redoes only its figures, a changed
     extraction setting redoes V and the runs but not the organism or the pool."""
-    snakefile = _workflow_copy(tmp_path)
+    first, tmp_path = tiny_dag.result, tiny_dag.workdir
     config = tmp_path / ".test" / "config.yaml"
-    run = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(tmp_path),
-        "--configfile", str(config), "--cores", "2",
-    ]  # fmt: skip
-    first = subprocess.run(run, capture_output=True, text=True, timeout=900)
+    run = [*tiny_dag.command, "--cores", "2"]
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     rates = json.loads((tmp_path / "results/organism/student/base_rates.json").read_text())
     assert set(rates["variants"]) == {"loophole", "no_loophole", "renamed"}
