@@ -29,7 +29,7 @@ rule aggregate:
     log:
         "results/logs/aggregate.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/plots.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -46,6 +46,6 @@ rule arm_figures:
     log:
         "results/logs/arm_figures.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/plots.yaml"
     script:
         "../scripts/arm_figures.py"

@@ -1,5 +1,13 @@
 # Shared helpers: target lists for `rule all`, per-organism and per-run settings, and the
 # start-up checks of everything a user gives (config values, model folders, problem file).
+import os
+
+# Jobs import the package from this checkout's src/ (what the editable install in .venv
+# points at too), so each envs/*.yaml holds only its rules' third-party packages
+# (snakemake --sdm conda) instead of pyproject.toml's full list via `pip install -e`.
+SRC = os.path.join(workflow.basedir, "src")
+if os.path.isdir(SRC) and SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 
 # The student and the teacher: a local HF model folder (config <role>.model) or, when
 # that is null, an organism built by rule build_organism. Base rates are measured for the

@@ -14,7 +14,7 @@ rule build_problems:
     log:
         "results/logs/build_problems.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/environment.yaml"
     script:
         "../scripts/build_problems.py"
 
@@ -30,6 +30,6 @@ rule self_check:
     log:
         "results/logs/self_check.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/environment.yaml"
     script:
         "../scripts/self_check.py"

@@ -16,7 +16,7 @@ rule build_organism:
     benchmark:
         "results/benchmarks/build_organism/{organism}.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/build_organism.py"
 
@@ -43,6 +43,6 @@ rule organism_base_rates:
     benchmark:
         "results/benchmarks/organism_base_rates/{organism}.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/organism_base_rates.py"

@@ -22,6 +22,6 @@ rule build_pool:
     benchmark:
         "results/benchmarks/build_pool.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/build_pool.py"

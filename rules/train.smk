@@ -29,7 +29,7 @@ rule train:
     benchmark:
         "results/benchmarks/train/{fold}/{arm}/seed{seed}.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/train.py"
 
@@ -45,6 +45,6 @@ rule emergence_figure:
     log:
         "results/logs/emergence_figure.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/plots.yaml"
     script:
         "../scripts/emergence_figure.py"

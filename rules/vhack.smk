@@ -17,7 +17,7 @@ rule build_pairs:
     log:
         "results/logs/build_pairs/{fold}.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/build_pairs.py"
 
@@ -44,7 +44,7 @@ rule extract_v_hack:
     benchmark:
         "results/benchmarks/extract_v_hack/{fold}/V_{kind}.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/extract_v_hack.py"
 
@@ -60,7 +60,7 @@ rule random_basis:
     log:
         "results/logs/random_basis/{fold}.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/random_basis.py"
 
@@ -83,6 +83,6 @@ rule basis_capture:
     log:
         "results/logs/basis_capture/{fold}/{kind}.log",
     conda:
-        "../envs/study.yaml"
+        "../envs/torch.yaml"
     script:
         "../scripts/basis_capture.py"

@@ -1,5 +1,13 @@
 """Shared test constants and fixtures."""
 
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
 from projected_grpo.corpus import CorpusConfig
@@ -120,3 +128,50 @@ def tiny_qwen_checkout(out, vocab_size=800, seed=0):
 @pytest.fixture(scope="session")
 def qwen_checkout(tmp_path_factory):
     return tiny_qwen_checkout(tmp_path_factory.mktemp("qwen3-tiny"))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The workflow's files (not the package) copied to ``dest``, so a test can run or edit
+    them there; returns the Snakefile."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, dest / name)
+    for folder in ("rules", "scripts", "schemas", "envs", "report", ".test", "profiles"):
+        shutil.copytree(REPO / folder, dest / folder)
+    return dest / "Snakefile"
+
+
+def tiny_command(workdir: Path) -> list[str]:
+    """snakemake on the tiny config (.test/config.yaml) of the workflow copied to ``workdir``."""
+    return [
+        sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(workdir / ".test" / "config.yaml"),
+    ]  # fmt: skip
+
+
+# matplotlib stamps PDFs with this time instead of now, so two runs' PDFs can be compared.
+REPRODUCIBLE_ENV = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
+
+
+@dataclass
+class TinyRun:
+    workdir: Path
+    command: list[str]  # without --cores / --profile
+    result: subprocess.CompletedProcess
+    wall_s: float
+
+
+@pytest.fixture(scope="session")
+def tiny_dag(tmp_path_factory) -> TinyRun:
+    """The whole DAG run once per session on 2 local cores, in a copy of the workflow.
+    Tests may dry-run or edit the copy afterwards but never rewrite its results."""
+    workdir = tmp_path_factory.mktemp("tiny_dag")
+    copy_workflow(workdir)
+    command = tiny_command(workdir)
+    start = time.monotonic()
+    result = subprocess.run(
+        [*command, "--cores", "2"], capture_output=True, text=True, timeout=900, env=REPRODUCIBLE_ENV
+    )
+    return TinyRun(workdir, command, result, time.monotonic() - start)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import asdict
@@ -13,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from conftest import REPRODUCIBLE_ENV, copy_workflow, tiny_command
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1", "--dry-run"]
@@ -84,47 +85,20 @@ def test_a_configfile_replaces_the_default_config_instead_of_merging_into_it(tmp
     assert "results/runs/all/erase/" not in result.stdout  # config.yaml's other arms are not merged in
 
 
-def _workflow_copy(dest: Path) -> Path:
-    """The workflow's files (not the package) copied to ``dest``, so a test can edit them."""
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, dest / name)
-    for folder in ("rules", "scripts", "schemas", "envs", "report", ".test"):
-        shutil.copytree(REPO / folder, dest / folder)
-    return dest / "Snakefile"
-
-
 def _scheduled(result: subprocess.CompletedProcess) -> set[str]:
     """Rule names a dry run schedules."""
     return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.M))
 
 
-def _run_tiny_dag(folder: Path) -> list[str]:
-    """The whole DAG on .test/config.yaml in ``folder`` (a copy of the workflow), in its own
-    process; returns the command (extra arguments make dry runs of it)."""
-    snakefile = _workflow_copy(folder)
-    run = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(folder),
-        "--configfile", str(folder / ".test" / "config.yaml"), "--cores", "2",
-    ]  # fmt: skip
-    done = subprocess.run(run, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return run
-
-
-@pytest.fixture(scope="module")
-def tiny_dag(tmp_path_factory) -> tuple[Path, list[str]]:
-    """One end-to-end run of the tiny DAG, shared by the tests that read its results."""
-    folder = tmp_path_factory.mktemp("tiny_dag")
-    return folder, _run_tiny_dag(folder)
-
-
-@pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
+@pytest.mark.timeout(1200)  # the shared DAG run's setup counts here: minutes on a busy machine
 def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
     """End to end on .test/config.yaml (minutes-scale settings cut to seconds); then dry
     runs: nothing to redo, an edited figure script redoes only its figures, a changed
     extraction setting redoes V and the runs but not the organism or the pool."""
-    tmp_path, run = tiny_dag
+    first, tmp_path = tiny_dag.result, tiny_dag.workdir
     config = tmp_path / ".test" / "config.yaml"
+    run = [*tiny_dag.command, "--cores", "2"]
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     rates = json.loads((tmp_path / "results/organism/student/base_rates.json").read_text())
     assert set(rates["variants"]) == {"loophole", "no_loophole", "renamed"}
     assert set(rates["checks"]) >= {"performance", "hack_rate", "format_ok", "hint_match_ratio"}
@@ -190,8 +164,12 @@ WALL_TIME_COLUMNS = {"step_seconds"}
 def test_two_runs_of_the_tiny_dag_write_identical_parquet_files(tiny_dag, tmp_path):
     """The DAG rerun from scratch in another folder and process gives byte-identical
     parquet outputs; files with wall-time columns are identical once those are dropped."""
-    first, _ = tiny_dag
-    _run_tiny_dag(tmp_path)
+    assert tiny_dag.result.returncode == 0, tiny_dag.result.stdout[-3000:]
+    first = tiny_dag.workdir
+    copy_workflow(tmp_path)
+    second = subprocess.run([*tiny_command(tmp_path), "--cores", "2"], capture_output=True, text=True,
+                            timeout=900, env=REPRODUCIBLE_ENV)  # fmt: skip
+    assert second.returncode == 0, second.stdout[-3000:]
     files = sorted(p.relative_to(first) for p in (first / "results").rglob("*.parquet"))
     assert files == sorted(p.relative_to(tmp_path) for p in (tmp_path / "results").rglob("*.parquet"))
     assert len(files) > 40
@@ -213,7 +191,7 @@ def test_every_run_has_a_manifest_with_its_config_versions_and_git_revision(tiny
     from projected_grpo.organism import OrganismConfig
     from projected_grpo.train import TrainConfig
 
-    folder, _ = tiny_dag
+    folder = tiny_dag.workdir
     config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
     runs = sorted((folder / "results" / "runs").glob("*/*/seed*"))
     assert len(runs) == 11

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from test_workflow import _workflow_copy
+from conftest import copy_workflow
 
 RUN = "results/runs/all/plain/seed41"
 CHECKPOINT = "results/checkpoints/all/plain/seed41/checkpoint.pt"
@@ -34,7 +34,7 @@ def _kill_config(workflow: Path) -> Path:
 
 
 def test_a_sigkilled_snakemake_reruns_to_the_rows_of_an_unkilled_run(tmp_path):
-    snakefile = _workflow_copy(tmp_path)
+    snakefile = copy_workflow(tmp_path)
     command = [
         sys.executable, "-m", "snakemake", RUN, "--snakefile", str(snakefile), "--directory", str(tmp_path),
         "--configfile", str(_kill_config(tmp_path)), "--cores", "1",
