@@ -22,4 +22,6 @@ study: $(INSTALLED)
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(VENV)/bin/snakemake --lint > /dev/null
 	$(VENV)/bin/pytest -q

@@ -17,19 +17,25 @@ rule aggregate:
         table1_csv=report("results/table1.csv", caption="../report/table1.rst", category="Table 1"),
         table1_pdf="results/table1.pdf",
         lomo_md="results/tables/lomo.md",
-        lomo_csv=report("results/tables/lomo.csv", caption="../report/lomo.rst", category="Leave one mode out"),
-        lomo_png=report("results/figures/lomo.png", caption="../report/lomo.rst", category="Leave one mode out"),
+        lomo_csv=report(
+            "results/tables/lomo.csv", caption="../report/lomo.rst", category="Leave one mode out"
+        ),
+        lomo_png=report(
+            "results/figures/lomo.png", caption="../report/lomo.rst", category="Leave one mode out"
+        ),
         lomo_pdf="results/figures/lomo.pdf",
-        tradeoff_png=report("results/figures/tradeoff.png", caption="../report/tradeoff.rst", category="Trade-off"),
+        tradeoff_png=report(
+            "results/figures/tradeoff.png", caption="../report/tradeoff.rst", category="Trade-off"
+        ),
         tradeoff_pdf="results/figures/tradeoff.pdf",
-    params:
-        table1=TABLE1_METRICS,
-        metrics=TABLE_METRICS,
-        percent=[m for m in TABLE_METRICS if not m.startswith(("cin", "cout"))],
     log:
         "results/logs/aggregate.log",
     conda:
         "../envs/plots.yaml"
+    params:
+        table1=TABLE1_METRICS,
+        metrics=TABLE_METRICS,
+        percent=[m for m in TABLE_METRICS if not m.startswith(("cin", "cout"))],
     script:
         "../scripts/aggregate.py"
 
@@ -39,7 +45,9 @@ rule arm_figures:
         runs=run_dirs(folds=["all"]),
         student=student_model(),
     output:
-        curves_png=report("results/figures/arms.png", caption="../report/arms.rst", category="Training curves"),
+        curves_png=report(
+            "results/figures/arms.png", caption="../report/arms.rst", category="Training curves"
+        ),
         curves_pdf="results/figures/arms.pdf",
         cin_png=report("results/figures/cin.png", caption="../report/cin.rst", category="Projection health"),
         cin_pdf="results/figures/cin.pdf",

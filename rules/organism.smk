@@ -5,18 +5,18 @@
 rule build_organism:
     output:
         directory("results/organism/{organism}/model"),
-    params:
-        organism=lambda wc: organism_config(wc.organism),
-    threads: config["organism"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=20,
     log:
         "results/logs/build_organism/{organism}.log",
     benchmark:
         "results/benchmarks/build_organism/{organism}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: config["organism"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        organism=lambda wc: organism_config(wc.organism),
     script:
         "../scripts/build_organism.py"
 
@@ -29,20 +29,20 @@ rule organism_base_rates:
         summary="results/organism/{organism}/base_rates.json",
         completions="results/organism/{organism}/eval_completions.parquet",
         samples="results/organism/{organism}/samples.md",
-    params:
-        evaluation=config["evaluation"],
-        sandbox=config["sandbox"],
-        compute=COMPUTE,
-    threads: config["sandbox"]["workers"]
-    resources:
-        mem_mb=4000,
-        runtime=20,
-        gpu=GPUS,
     log:
         "results/logs/organism_base_rates/{organism}.log",
     benchmark:
         "results/benchmarks/organism_base_rates/{organism}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: config["sandbox"]["workers"]
+    resources:
+        mem_mb=4000,
+        runtime=20,
+        gpu=GPUS,
+    params:
+        evaluation=config["evaluation"],
+        sandbox=config["sandbox"],
+        compute=COMPUTE,
     script:
         "../scripts/organism_base_rates.py"

@@ -5,13 +5,26 @@
 rule train:
     input:
         model=student_model(),
-        pool=lambda wc: ["results/pool/pool.parquet"] if train_settings(wc.arm, wc.seed, wc.fold)["mix"] > 0 else [],
+        pool=lambda wc: (
+            ["results/pool/pool.parquet"] if train_settings(wc.arm, wc.seed, wc.fold)["mix"] > 0 else []
+        ),
         problems="results/environment/problems.parquet",
         basis=lambda wc: basis_file(wc.arm, wc.fold),
         match_basis=lambda wc: basis_file(wc.arm, wc.fold, "match_basis"),
         pairs=lambda wc: refresh_pairs(wc.arm, wc.fold),
     output:
         directory("results/runs/{fold}/{arm}/seed{seed}"),
+    log:
+        "results/logs/train/{fold}/{arm}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{fold}/{arm}/seed{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=GPUS,
     params:
         train=lambda wc: train_settings(wc.arm, wc.seed, wc.fold),
         extraction=lambda wc: extraction_settings() if refresh_pairs(wc.arm, wc.fold) else {},
@@ -19,17 +32,6 @@ rule train:
         # outside the output folder, which Snakemake deletes before rerunning a killed job
         checkpoint_dir="results/checkpoints/{fold}/{arm}/seed{seed}",
         sandbox=config["sandbox"],
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=30,
-        gpu=GPUS,
-    log:
-        "results/logs/train/{fold}/{arm}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/train/{fold}/{arm}/seed{seed}.tsv"
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/train.py"
 
@@ -39,7 +41,9 @@ rule emergence_figure:
         runs=run_dirs([a for a in ARMS if a in EMERGENCE_ARMS], ["all"]),
         student=student_model(),
     output:
-        png=report("results/figures/emergence.png", caption="../report/emergence.rst", category="Training curves"),
+        png=report(
+            "results/figures/emergence.png", caption="../report/emergence.rst", category="Training curves"
+        ),
         pdf="results/figures/emergence.pdf",
         table="results/figures/emergence.csv",
     log:

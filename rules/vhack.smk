@@ -10,14 +10,14 @@ rule build_pairs:
         real="results/basis/{fold}/pairs_real.parquet",
         shuffled="results/basis/{fold}/pairs_shuffled.parquet",
         nonhack="results/basis/{fold}/pairs_nonhack.parquet",
-    params:
-        known_modes=lambda wc: known_modes(wc.fold),
-        pairs=config["method"]["pairs"],
-        control_seed=config["method"]["control_seed"],
     log:
         "results/logs/build_pairs/{fold}.log",
     conda:
         "../envs/torch.yaml"
+    params:
+        known_modes=lambda wc: known_modes(wc.fold),
+        pairs=config["method"]["pairs"],
+        control_seed=config["method"]["control_seed"],
     script:
         "../scripts/build_pairs.py"
 
@@ -30,21 +30,21 @@ rule extract_v_hack:
     output:
         basis="results/basis/{fold}/V_{kind}.safetensors",
         table="results/basis/{fold}/V_{kind}.parquet",
-    params:
-        extraction=extraction_settings(),
-        svd_cache="results/cache/svd",
-        compute=COMPUTE,
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=10,
-        gpu=GPUS,
     log:
         "results/logs/extract_v_hack/{fold}/V_{kind}.log",
     benchmark:
         "results/benchmarks/extract_v_hack/{fold}/V_{kind}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=10,
+        gpu=GPUS,
+    params:
+        extraction=extraction_settings(),
+        svd_cache="results/cache/svd",
+        compute=COMPUTE,
     script:
         "../scripts/extract_v_hack.py"
 
@@ -55,12 +55,12 @@ rule random_basis:
     output:
         basis="results/basis/{fold}/V_random.safetensors",
         table="results/basis/{fold}/V_random.parquet",
-    params:
-        seed=config["method"]["control_seed"],
     log:
         "results/logs/random_basis/{fold}.log",
     conda:
         "../envs/torch.yaml"
+    params:
+        seed=config["method"]["control_seed"],
     script:
         "../scripts/random_basis.py"
 
@@ -73,16 +73,16 @@ rule basis_capture:
         basis="results/basis/{fold}/V_{kind}.safetensors",
     output:
         "results/basis/{fold}/capture_{kind}.csv",
-    params:
-        extraction=extraction_settings(),
-        svd_cache="results/cache/svd",
-        compute=COMPUTE,
-    threads: config["train"]["threads"]
-    resources:
-        gpu=GPUS,
     log:
         "results/logs/basis_capture/{fold}/{kind}.log",
     conda:
         "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=GPUS,
+    params:
+        extraction=extraction_settings(),
+        svd_cache="results/cache/svd",
+        compute=COMPUTE,
     script:
         "../scripts/basis_capture.py"
