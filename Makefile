@@ -23,5 +23,5 @@ test: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/snakefmt --check Snakefile rules
-	$(VENV)/bin/snakemake --lint > /dev/null
+	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/pytest -q
