@@ -35,6 +35,7 @@ def test_cli_names_a_folder_without_benchmarks_and_a_file_that_is_not_one(tmp_pa
     command = [sys.executable, "-m", "projected_grpo.benchmarks", str(tmp_path)]
     empty = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert empty.returncode == 2 and "no benchmark files" in empty.stderr
-    (tmp_path / "x.tsv").write_text("a\tb\n1\t2\n")
-    bad = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "x.tsv: not a Snakemake benchmark file" in bad.stderr
+    for content in ("a\tb\n1\t2\n", ""):  # other columns; empty
+        (tmp_path / "x.tsv").write_text(content)
+        bad = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "x.tsv: not a Snakemake benchmark file" in bad.stderr

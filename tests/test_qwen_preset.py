@@ -131,7 +131,11 @@ def test_qwen_preset_runs_the_dag_end_to_end_on_a_tiny_qwen3(qwen_checkout, tmp_
         steps = pd.read_parquet(tmp_path / run / "steps.parquet")
         assert len(steps) == 2
         manifest = json.loads((tmp_path / run / "manifest.json").read_text())
-        assert manifest["config"]["train"]["dtype"] == "bfloat16" and manifest["config"]["device"] == "cpu"
+        expected_device = "cuda" if torch.cuda.is_available() else "cpu"  # what `auto` picks
+        assert (
+            manifest["config"]["train"]["dtype"] == "bfloat16"
+            and manifest["config"]["device"] == expected_device
+        )
         assert manifest["config"]["model"] == str(qwen_checkout)
     assert (tmp_path / runs[2] / "eval_summary_ablated.json").is_file()
     assert "qwen3, local checkpoint" in (results / "table1.md").read_text()

@@ -257,3 +257,74 @@ def test_where_a_folds_pool_has_no_row_for_a_problem_the_student_fills_the_group
     assert rollouts.rewards.shape == (3, 4) and len(rollouts.completion_ids) == 12
     teacher_rows = rollouts.grades[[s == TEACHER for s in rollouts.source]]
     assert list(teacher_rows["problem_id"]) == [problems[1].problem_id] + [problems[2].problem_id] * 2
+
+
+def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monkeypatch):
+    """The fixed denominator makes the loss a sum over rows: backward in chunks of 3 rows
+    accumulates the same dS gradient and the same per-group split as one backward."""
+    import random
+
+    import torch
+
+    from projected_grpo import train as train_module
+    from projected_grpo.adapter import knob_modules
+    from projected_grpo.rollouts import collect
+    from projected_grpo.sampler import SamplingConfig
+    from projected_grpo.sandbox import Sandbox
+    from projected_grpo.train import Trainer, _update
+
+    chunks = []
+    backward = train_module._backward
+    monkeypatch.setattr(train_module, "_backward", lambda model, tok, ro, rows, *a: chunks.append(len(rows))
+                        or backward(model, tok, ro, rows, *a))  # fmt: skip
+
+    config = TrainConfig.from_dict(SETTINGS)
+    run = Trainer.create(config, micro_organism)
+    for m in knob_modules(run.model).values():  # non-zero knobs, so the ratio is not 1 everywhere
+        m.dS.data.normal_(0, 0.05)
+    problems = [p for p in PROBLEMS if p.split == "train"][:2]
+    with Sandbox(workers=1) as sandbox:
+        rollouts = collect(run.model, run.tokenizer, problems, "loophole", 2, 2, pd.read_parquet(pool),
+                           SamplingConfig(max_new_tokens=16), torch.Generator().manual_seed(0), random.Random(0),
+                           sandbox)  # fmt: skip
+    rewards = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]])  # both groups kept: 8 rows
+    results = {}
+    for size in (0, 3):
+        run.model.zero_grad(set_to_none=True)
+        loss, split, kept = _update(run.model, run.tokenizer, rollouts, rewards, None,
+                                    TrainConfig.from_dict({**SETTINGS, "micro_batch": size}))  # fmt: skip
+        grads = {n: m.dS.grad.clone() for n, m in knob_modules(run.model).items()}
+        results[size] = (loss, split, kept, grads)
+    (loss, split, kept, grads), (loss3, split3, kept3, grads3) = results[0], results[3]
+    assert chunks == [8, 3, 3, 2]  # one backward over 8 rows, then chunks of 3
+    assert kept == kept3 == 2 and loss == pytest.approx(loss3, rel=1e-5, abs=1e-7)
+    assert any(g.abs().max() > 0 for g in grads.values())
+    for name in grads:
+        torch.testing.assert_close(grads3[name], grads[name], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(split3[name], split[name], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(split[name].sum(dim=0), grads[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="micro_batch >= 0"):
+        TrainConfig.from_dict({**SETTINGS, "micro_batch": -1})
+
+
+def test_a_leave_one_mode_out_run_never_draws_a_teacher_row_using_the_held_out_lever(
+    micro_organism, pool, tmp_path, monkeypatch
+):
+    from projected_grpo import train as train_module
+
+    frame = pd.read_parquet(pool)
+    frame["attempted_sentinel"] = frame.index % 2 == 0  # half the pool "uses" the held-out lever
+    drawn = []
+    collect = train_module.collect
+
+    def spy(*args, **kwargs):
+        rollouts = collect(*args, **kwargs)
+        drawn.append(rollouts.grades[[s == train_module.TEACHER for s in rollouts.source]])
+        return rollouts
+
+    monkeypatch.setattr(train_module, "collect", spy)
+    known = [m for m in MODES if m != "sentinel"]
+    config = TrainConfig.from_dict({**SETTINGS, "steps": 2, "known_modes": known})
+    train(config, micro_organism, PROBLEMS, frame, tmp_path / "run", svd_cache=tmp_path / "svd", workers=1)
+    teacher_rows = pd.concat(drawn)
+    assert len(teacher_rows) > 0 and not teacher_rows["attempted_sentinel"].any()

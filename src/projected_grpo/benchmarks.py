@@ -22,7 +22,10 @@ def read_benchmarks(folder: str | Path) -> pd.DataFrame:
     rows = []
     for path in sorted(folder.rglob("*.tsv")):
         relative = path.relative_to(folder)
-        frame = pd.read_csv(path, sep="\t")
+        try:
+            frame = pd.read_csv(path, sep="\t")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a Snakemake benchmark file ({exc})") from exc
         if frame.empty or "s" not in frame:
             raise ValueError(f"{path}: not a Snakemake benchmark file (expected a column 's')")
         last = frame.iloc[-1]  # a benchmark with repeats: the last repeat
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         table = markdown(rule_totals(read_benchmarks(args.folder)))
-    except (ValueError, pd.errors.ParserError) as exc:
+    except ValueError as exc:
         parser.exit(2, f"error: {exc}\n")
     print(table, end="")
     if args.out:

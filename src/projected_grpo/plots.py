@@ -214,8 +214,9 @@ def tradeoff_figure(
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.axhline(0, color="0.6", linewidth=0.8)
     ax.axvline(0, color="0.6", linewidth=0.8)
+    cycle = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
     for arm, rows in deltas.groupby("arm", sort=False):
-        color = COLORS.get(arm.removesuffix("_ablated"))
+        color = COLORS.get(arm.removesuffix("_ablated")) or next(cycle)  # one colour per arm
         hollow = arm.endswith("_ablated")
         ax.scatter(rows[f"{x}_delta"], rows[f"{y}_delta"], s=18, color=color, alpha=0.6,
                    facecolors="none" if hollow else color)  # fmt: skip

@@ -74,6 +74,10 @@ class TrainConfig:
     temperature / top_p / max_new_tokens: student sampling.
     seed: seeds python, numpy, torch and the sampler's generator.
     checkpoint_every: steps between checkpoints.
+    micro_batch: rows per forward + backward of the loss (0 = all kept rows at once); the
+        fixed denominator makes the loss a sum over rows, so chunks add up to the same
+        gradient (up to float summation order): set it when a large model's step does not
+        fit in memory.
     adapter_targets: regexes naming the Linears that get knobs.
     eval: post-training evaluation (``evaluate.EvalConfig`` fields); eval seed = run seed.
     projection: ``intervention.ProjectionConfig`` fields (needs a basis unless left at
@@ -103,6 +107,7 @@ class TrainConfig:
     max_new_tokens: int = 160
     seed: int = 41
     checkpoint_every: int = 10
+    micro_batch: int = 0
     adapter_targets: tuple[str, ...] = DEFAULT_TARGETS
     threads: int = 2
     eval: dict = field(default_factory=lambda: {"n_samples": 8, "max_new_tokens": 160})
@@ -122,6 +127,8 @@ class TrainConfig:
             )
         if self.checkpoint_every < 1:
             problems.append("checkpoint_every >= 1")
+        if self.micro_batch < 0:
+            problems.append(f"micro_batch >= 0 (0: every row at once; got {self.micro_batch})")
         unknown = set(self.eval) - {f.name for f in fields(EvalConfig)}
         if unknown:
             problems.append(f"eval keys among EvalConfig fields (unknown: {sorted(unknown)})")
@@ -462,25 +469,41 @@ def _update(
     config: TrainConfig,
 ) -> tuple[float, dict, int]:
     """Loss over the kept groups (``rewards: [P, G]`` after the monitor, ``valid`` its
-    screen), one backward with a knob view per row group (``intervention.group_index``:
-    source × hack / correct / other). Returns (loss value, ``{module: [N_GROUPS, r]}``,
+    screen), one backward per ``micro_batch`` of rows (all at once by default) with a knob
+    view per row group (``intervention.group_index``: source × hack / correct / other). Returns (loss value, ``{module: [N_GROUPS, r]}``,
     groups kept); no-op when every group has zero variance."""
     advantages, keep = dr_grpo_advantages(rewards, valid)
     kept_rows = [i for i in range(len(rollouts.source)) if keep[i // rollouts.group_size]]
     if not kept_rows:
         return 0.0, {}, 0
+    denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
+    size = config.micro_batch or len(kept_rows)
+    loss_value, split = 0.0, {}
+    for start in range(0, len(kept_rows), size):
+        rows = kept_rows[start : start + size]
+        loss_value += _backward(
+            model, tokenizer, rollouts, rows, advantages.flatten()[rows], denominator, config
+        )
+        for name, grad in group_grads(model).items():
+            split[name] = split[name] + grad if name in split else grad
+    return loss_value, split, int(keep.sum())
+
+
+def _backward(model, tokenizer, rollouts: Rollouts, rows: list[int], advantages: torch.Tensor,
+              denominator: int, config: TrainConfig) -> float:  # fmt: skip
+    """Forward + backward of the loss over ``rows`` of ``rollouts`` (``advantages: [len(rows)]``)
+    with a knob view per row group; knob gradients accumulate. Returns the loss value."""
     device = model.device
-    packed = pack(rollouts, kept_rows, pad_token_id(tokenizer))
+    packed = pack(rollouts, rows, pad_token_id(tokenizer))
     input_ids, attention, completion_mask = (t.to(device) for t in packed)
     n_completion = completion_mask.shape[1]
-    denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
     grades = rollouts.grades
     row_groups = torch.tensor(
         [
             group_index(
                 rollouts.source[i], bool(grades["exploited"].iat[i]), bool(grades["oracle_correct"].iat[i])
             )
-            for i in kept_rows
+            for i in rows
         ],
         device=device,
     )
@@ -491,11 +514,10 @@ def _update(
     with split_rows(model, row_groups, n_groups=N_GROUPS):
         logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
         loss = grpo_loss(
-            logp, completion_mask, advantages.flatten()[kept_rows].to(device), denominator, ref_logp,
-            config.kl_beta, config.clip_eps,
+            logp, completion_mask, advantages.to(device), denominator, ref_logp, config.kl_beta, config.clip_eps
         )  # fmt: skip
         loss.backward()
-    return float(loss.detach()), group_grads(model), int(keep.sum())
+    return float(loss.detach())
 
 
 def step_metrics(rollouts: Rollouts, split: dict[str, torch.Tensor]) -> dict:
