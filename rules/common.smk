@@ -239,5 +239,6 @@ def all_targets():
         "results/table1.md",
         "results/tables/lomo.md",
         "results/figures/arms.png",
+        "results/figures/tradeoff.png",
         "results/figures/emergence.png",
     ]
