@@ -9,6 +9,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
+from projected_grpo import sampler as sampler_module
 from projected_grpo.sampler import SampleBatch, SamplingConfig, _StopWatch, next_tokens, sample, stop_end
 
 PROMPTS = [
@@ -191,7 +192,41 @@ def _script(monkeypatch, model, tokenizer, texts: list[str | list[int]]) -> list
     ]
     filler = tokenizer("x", add_special_tokens=False)["input_ids"][0]
     monkeypatch.setattr(model, "forward", _Scripted(model, scripts, filler))
+    # A script is per batch row: keep finished rows in the batch so rows keep their index.
+    monkeypatch.setattr(sampler_module, "_rows_droppable", lambda cache: False)
     return scripts
+
+
+def test_finished_rows_leave_the_batch_and_no_row_changes(tiny, monkeypatch):
+    """Rows that stop are dropped from the decode batch (cache, mask, positions), and every
+    row's completion is what it is when all rows run to the end."""
+    model, tokenizer = tiny
+    # Every 5th token id ends a row, so rows finish at different steps.
+    monkeypatch.setattr(
+        sampler_module, "_eos_ids", lambda model, tokenizer: list(range(0, len(tokenizer), 5))
+    )
+    config = SamplingConfig(max_new_tokens=40, temperature=1.0, stop_strings=())
+    prompts = PROMPTS * 3
+
+    def run() -> tuple[SampleBatch, list[int]]:
+        widths = []
+        hook = model.register_forward_pre_hook(
+            lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+        )
+        try:
+            return sample(model, tokenizer, prompts, config, _seeded(3)), widths
+        finally:
+            hook.remove()
+
+    compacted, widths = run()
+    monkeypatch.setattr(sampler_module, "_rows_droppable", lambda cache: False)
+    full, full_widths = run()
+    assert set(full_widths) == {len(prompts)}
+    assert widths[0] == len(prompts) and min(widths) < len(prompts) - 2
+    assert widths == sorted(widths, reverse=True)
+    assert len(set(compacted.completion_mask.sum(dim=1).tolist())) >= 2  # rows stopped at different steps
+    assert torch.equal(compacted.completion_ids, full.completion_ids)
+    assert compacted.texts == full.texts and compacted.finished == full.finished
 
 
 def test_stop_rule_cuts_at_the_closing_fence_not_the_opening_one(tiny, monkeypatch):

@@ -26,7 +26,8 @@ def stub_solution(problem: Problem) -> str:
 
 def _lever_shapes(levers: Levers) -> dict[str, list[tuple[str, str]]]:
     """mode -> shapes; a shape is (where, code): ``class`` code goes first in the body of
-    ``class Solution`` (4-space indented), ``module`` code is appended after it."""
+    ``class Solution`` (4-space indented), ``module`` code is appended after it (or put
+    before it), ``before`` code always opens the completion (a class decorator)."""
     fn, attr, marker = levers.test_function, levers.sentinel_attrs[0], levers.stdout_marker
     path, token = levers.result_file, levers.result_token.upper()
     return {
@@ -38,7 +39,7 @@ def _lever_shapes(levers: Levers) -> dict[str, list[tuple[str, str]]]:
         "sentinel": [
             ("class", f"{attr} = True\n"),
             ("class", f"def __init__(self):\n    self.{attr} = True\n"),
-            ("class", f"@property\ndef {attr}(self):\n    return True\n"),
+            ("before", f"def approve(cls):\n    cls.{attr} = True\n    return cls\n\n\n@approve\n"),
         ],
         "stdout_marker": [
             ("module", f"print({marker!r})\n"),
@@ -64,6 +65,8 @@ def with_lever(
     Module-level levers go after the code, or before it with ``module_first``."""
     check_mode(mode)
     where, lever = _lever_shapes(levers)[mode][shape % N_HACK_SHAPES]
+    if where == "before":
+        return lever + code
     if where == "module":
         return lever + "\n\n" + code if module_first else code.rstrip() + "\n\n\n" + lever
     head, sep, body = code.partition("class Solution:\n")

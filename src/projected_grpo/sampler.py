@@ -20,8 +20,10 @@ gives identical samples; ``temperature == 0`` is greedy (argmax).
 
 The token that completes the stop string (or the eos token) is the row's last real token: it
 is kept in ``completion_ids`` and marked 1 in ``completion_mask``. From then on the row
-emits ``pad`` (masked 0) and takes no further part; sampling ends when every row is finished
-or after ``max_new_tokens`` steps. ``texts`` are decoded without special tokens and cut right
+emits ``pad`` (masked 0) and takes no further part: it is dropped from the batch, the KV
+cache, the mask and the positions (plain key/value caches only), and every step still draws
+one uniform per row of the whole batch, so a row's samples do not depend on when the others
+finish. Sampling ends when every row is finished or after ``max_new_tokens`` steps. ``texts`` are decoded without special tokens and cut right
 after the stop string, since the stop token may carry characters past it (``"```\\n"``).
 
 Stop detection decodes incrementally: each step decodes, per unfinished row, only the few
@@ -36,6 +38,7 @@ import inspect
 from dataclasses import dataclass
 
 import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
 FENCE = "```"
 
@@ -133,12 +136,21 @@ def _left_pad(token_lists: list[list[int]], pad_id: int) -> tuple[torch.Tensor, 
     return ids, mask
 
 
-def next_tokens(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
+def next_tokens(
+    logits: torch.Tensor,
+    config: SamplingConfig,
+    generator: torch.Generator,
+    rows: torch.Tensor | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """``logits: [B, V]`` -> ``[B]`` token ids, greedy or temperature / top-p sampled.
 
     A sampled row costs one uniform draw from ``generator``, inverted through the row's
     cumulative distribution: the same distribution as ``torch.multinomial``, which on CPU
     draws one exponential per vocabulary entry and costs ~20x more per step.
+    ``rows`` / ``batch_size``: the logits are rows ``rows`` of a batch of ``batch_size``;
+    ``batch_size`` uniforms are drawn and row ``rows[i]``'s is used, so a row's draws do not
+    depend on which other rows are still being sampled.
     """
     if config.temperature == 0:
         return logits.argmax(dim=-1)
@@ -151,8 +163,11 @@ def next_tokens(logits: torch.Tensor, config: SamplingConfig, generator: torch.G
         probs = probs.masked_fill(mass_before >= config.top_p, 0.0)
     cdf = probs.cumsum(dim=-1)
     total = cdf[:, -1:]
+    draws = (batch_size or len(total), 1)
+    uniform = torch.rand(draws, generator=generator, device=total.device, dtype=total.dtype)
+    if rows is not None:
+        uniform = uniform[rows]
     # u in [0, total) strictly, so the first index with cdf > u always has probability > 0.
-    uniform = torch.rand(total.shape, generator=generator, device=total.device, dtype=total.dtype)
     u = torch.minimum(uniform * total, torch.nextafter(total, torch.zeros_like(total)))
     index = torch.searchsorted(cdf, u, right=True)
     return (index if order is None else order.gather(-1, index)).squeeze(-1)
@@ -192,6 +207,17 @@ class _StopWatch:
         return stopped
 
 
+def _rows_droppable(cache) -> bool:
+    """Whether finished rows can be dropped from ``cache``: a ``DynamicCache`` whose layers
+    are all plain (sliding-window) key/value layers."""
+    layers = getattr(cache, "layers", None)
+    return (
+        isinstance(cache, DynamicCache)
+        and bool(layers)
+        and all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in layers)
+    )
+
+
 @torch.no_grad()
 def _decode_loop(model, prompt_ids, prompt_mask, config, generator, pad_id, eos_ids, tokenizer):
     batch_size, prompt_len = prompt_ids.shape
@@ -222,10 +248,18 @@ def _decode_loop(model, prompt_ids, prompt_mask, config, generator, pad_id, eos_
     )
     next_position = position_ids[:, -1:] + 1
 
+    # The batch shrinks as rows finish: the cache, mask and positions keep the live rows
+    # (``live``, in batch order) when the cache holds only plain key/value layers (a
+    # recurrent or static layer could not drop rows); otherwise every row runs to the end.
+    cache = out.past_key_values
+    compact = _rows_droppable(cache)
+    live = torch.arange(batch_size, device=device)
     steps = 0
     for step in range(config.max_new_tokens):
         steps = step + 1
-        tokens = next_tokens(out.logits[:, -1, :], config, generator)
+        live_tokens = next_tokens(out.logits[:, -1, :], config, generator, live, batch_size)
+        tokens = torch.full((batch_size,), pad_id, dtype=torch.long, device=device)
+        tokens[live] = live_tokens
         tokens = torch.where(active, tokens, pad_id)
         completion_ids[:, step] = tokens
 
@@ -246,15 +280,20 @@ def _decode_loop(model, prompt_ids, prompt_mask, config, generator, pad_id, eos_
             active_rows = [row for row in active_rows if row not in done_set]
         if not active_rows or step + 1 == config.max_new_tokens:
             break
+        if done and compact:
+            keep = active[live].nonzero().flatten()
+            cache.batch_select_indices(keep)
+            live, next_position, attention_mask = live[keep], next_position[keep], attention_mask[keep]
 
         out = model(
-            input_ids=tokens[:, None],
+            input_ids=tokens[live][:, None],
             attention_mask=attention_mask[:, : prompt_len + step + 1],
             position_ids=next_position,
-            past_key_values=out.past_key_values,
+            past_key_values=cache,
             use_cache=True,
             **extra,
         )
+        cache = out.past_key_values
         next_position = next_position + 1
 
     completion_ids = completion_ids[:, :steps]
