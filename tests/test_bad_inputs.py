@@ -89,7 +89,7 @@ CONFIG_CASES = {
     "train_mix": (
         "config `train.mix: 0.95` (no student sample left in a group of 8)",
         lambda c, t, m: c["train"].update(mix=0.95),
-        "config train: train config: expected mix in [0, 1) leaving at least one student sample",
+        "config train: expected mix in [0, 1) leaving at least one student sample",
     ),
     "pool_too_small": (
         "config `teacher.n_per_problem: 2` with groups drawing 4 pool rows",

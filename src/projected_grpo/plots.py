@@ -34,8 +34,10 @@ def substrate_caption(model_dir: str | Path, train: dict, seeds: list[int]) -> s
     for the student folder ``model_dir`` and the run's train settings."""
     model = model_record(model_dir)
     corpus = ", synthetic corpus" if model["organism"] else ""
+    count = model["parameters"]
+    size = "parameter count unknown" if count is None else f"{count / 1e6:.2f} M parameters"
     return (
-        f"Substrate: {model['name']}, {model['parameters'] / 1e6:.2f} M parameters{corpus}; "
+        f"Substrate: {model['name']}, {size}{corpus}; "
         f"{train['steps']} GRPO steps x {train['prompts_per_step']} prompts x {train['group_size']} "
         f"completions; seeds {', '.join(map(str, seeds))}."
     )
@@ -44,7 +46,8 @@ def substrate_caption(model_dir: str | Path, train: dict, seeds: list[int]) -> s
 def model_record(model_dir: str | Path) -> dict:
     """``name``, ``parameters`` and ``organism`` (built here, or any local HF model) of a
     model folder: from ``organism.json`` for the organism, else from ``config.json`` and
-    the weight files' headers (no weights are read)."""
+    the weight files' headers (no weights are read). ``parameters`` is None when the
+    weights are not in safetensors files (e.g. ``pytorch_model.bin``): not counted."""
     from safetensors import safe_open
 
     path = Path(model_dir)
@@ -53,7 +56,7 @@ def model_record(model_dir: str | Path) -> dict:
         name = record.get("name", "from-scratch Qwen3-architecture organism")
         return {"name": name, "parameters": record["parameters"], "organism": True}
     model_type = json.loads((path / "config.json").read_text()).get("model_type", "?")
-    parameters = 0
+    parameters = 0 if any(path.glob("*.safetensors")) else None
     for weights in sorted(path.glob("*.safetensors")):
         with safe_open(str(weights), framework="pt") as f:
             parameters += sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())  # noqa: SIM118

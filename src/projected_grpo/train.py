@@ -144,7 +144,7 @@ class TrainConfig:
                 f"device in {list(DEVICES)} and dtype in {list(DTYPES)} (got {self.device!r}, {self.dtype!r})"
             )
         if problems:
-            raise ValueError("train config: expected " + "; ".join(problems))
+            raise ValueError("expected " + "; ".join(problems))
 
     @property
     def projection_config(self) -> ProjectionConfig:
@@ -171,9 +171,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
-            raise ValueError(
-                f"train config: unknown keys {sorted(unknown)}; expected some of {sorted(known)}"
-            )
+            raise ValueError(f"unknown keys {sorted(unknown)}; expected some of {sorted(known)}")
         raw = dict(raw)
         for key in ("adapter_targets", "known_modes"):
             if key in raw:
@@ -600,7 +598,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(
                 "expected a mapping with keys model, train and optionally problems, pool, svd_cache"
             )
-        config = TrainConfig.from_dict(raw.get("train") or {})
+        try:
+            config = TrainConfig.from_dict(raw.get("train") or {})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"train: {exc}") from None
         check_model_folder(raw["model"])
         problems = load_problem_set(raw.get("problems", "builtin"))
         pool = read_parquet(raw["pool"], "teacher pool (pool:)") if raw.get("pool") else None
