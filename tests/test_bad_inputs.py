@@ -283,6 +283,19 @@ FILE_CASES = {
         ),  # fmt: skip
         "known_modes a non-empty subset of",
     ),
+    "train_erase_without_basis": (
+        "`train` run.yaml projecting (`erase`) with no `basis:`",
+        lambda t, m: (
+            train.main,
+            [
+                "--config",
+                _run_yaml(t, model=str(m), train={"mix": 0, "projection": {"intervention": "erase"}}),
+                "--out",
+                str(t / "o"),
+            ],
+        ),  # fmt: skip
+        "projection.intervention='erase' needs a basis; none was given",
+    ),
     "train_corrupt_checkpoint": (
         "`train --out` a folder holding a corrupt `checkpoint.pt`",
         lambda t, m: (train.main, ["--config", _run_yaml(t, model=str(m)), "--out", _checkpoint_dir(t)]),

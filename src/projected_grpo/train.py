@@ -225,6 +225,7 @@ class Trainer:
         """Seed everything, load the model, attach the knobs, build the optimizer; with a
         basis, a projector (``reference``: real V for ``match_removed``; ``refresh``:
         re-extracts V from the current model)."""
+        check_projection_inputs(config.projection_config, basis, refresh)
         torch.set_num_threads(config.threads)
         seed_everything(config.seed)
         tokenizer, model = load_model(model_path, config.device, config.dtype)
@@ -250,16 +251,6 @@ class Trainer:
                 if b is not None:
                     b.check_fits(ranks, key)
             projector = Projector(basis, projection, reference)
-        elif projection.intervention != "none":
-            raise ValueError(
-                f"projection.intervention={projection.intervention!r} needs a basis; none was given"
-            )
-        if projection.refresh_every and basis is None:
-            raise ValueError("projection.refresh_every > 0 needs a basis to refresh; none was given")
-        if projection.refresh_every and refresh is None:
-            raise ValueError(
-                "projection.refresh_every > 0 needs the pairs to re-extract V from; none were given"
-            )
         return cls(
             config, tokenizer, model, modules, optimizer, scheduler, random.Random(config.seed), generator,
             projector, refresh if projection.refresh_every else None,
@@ -425,6 +416,18 @@ def train(
     atomic_write_text(json.dumps(manifest(config_record), indent=2), out_dir / "manifest.json")
     (checkpoint_dir / checkpoint.FILE).unlink(missing_ok=True)
     return steps
+
+
+def check_projection_inputs(
+    projection: ProjectionConfig, basis: Basis | None, refresh: Refresh | None
+) -> None:
+    """An intervention needs a basis; refreshing V needs a basis and the pairs (ValueError)."""
+    if basis is None and projection.intervention != "none":
+        raise ValueError(f"projection.intervention={projection.intervention!r} needs a basis; none was given")
+    if projection.refresh_every and basis is None:
+        raise ValueError("projection.refresh_every > 0 needs a basis to refresh; none was given")
+    if projection.refresh_every and refresh is None:
+        raise ValueError("projection.refresh_every > 0 needs the pairs to re-extract V from; none were given")
 
 
 def check_inputs(config: TrainConfig, problems: list[Problem], pool: pd.DataFrame | None) -> list[Problem]:
@@ -614,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
             check_pairs(pairs, f"pairs: {raw['pairs']}")
             refresh = refresher(pairs, problems, ExtractConfig(**(raw.get("extraction") or {})))
         check_inputs(config, problems, pool)
+        check_projection_inputs(config.projection_config, basis, refresh)
     except (OSError, ValueError, TypeError, ProblemFileError, yaml.YAMLError) as exc:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
         return 2
