@@ -120,9 +120,9 @@ def ours(args, batches, pool, sandbox: TimedSandbox, svd_cache, mix: float):
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed, threads=args.threads,
     )  # fmt: skip
     run = Trainer.create(config, args.model, svd_cache)
-    for batch in batches:
+    for index, batch in enumerate(batches):
         start, graded = time.perf_counter(), sandbox.seconds
-        row = run.step(batch, pool if config.n_teacher else None, sandbox)
+        row = run.step(index, batch, pool if config.n_teacher else None, sandbox)
         yield time.perf_counter() - start, sandbox.seconds - graded, row["completion_tokens_student"]
 
 
