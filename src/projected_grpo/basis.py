@@ -103,8 +103,9 @@ def subspace_overlap(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def basis_overlap(old: Basis, new: Basis) -> float:
-    """Mean ``subspace_overlap`` over the modules either basis has (0 where only one has)."""
-    names = set(old.vectors) | set(new.vectors)
+    """Mean ``subspace_overlap`` over the modules either basis has (0 where only one has),
+    summed in module-name order (a set's order changes with the process's hash seed)."""
+    names = sorted(set(old.vectors) | set(new.vectors))
     if not names:
         return float("nan")
     total = sum(
