@@ -56,8 +56,9 @@ def model_record(model_dir: str | Path) -> dict:
         name = record.get("name", "from-scratch Qwen3-architecture organism")
         return {"name": name, "parameters": record["parameters"], "organism": True}
     model_type = json.loads((path / "config.json").read_text()).get("model_type", "?")
-    parameters = 0 if any(path.glob("*.safetensors")) else None
-    for weights in sorted(path.glob("*.safetensors")):
+    weight_files = sorted(path.glob("*.safetensors"))
+    parameters = 0 if weight_files else None
+    for weights in weight_files:
         with safe_open(str(weights), framework="pt") as f:
             parameters += sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())  # noqa: SIM118
     return {
