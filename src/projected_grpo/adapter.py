@@ -6,7 +6,12 @@ two zero-initialised knob vectors ``dS, dS_hack: [r]`` and computes
 
     y = W x + U diag(dS + dS_hack) Vh x        (+ bias, unchanged)
 
-so the knobs rescale the weight's own singular directions. Invariants:
+so the knobs rescale the weight's own singular directions. Two exact-in-math ways to
+compute it: float32 weights on the CPU use the *merged* weight
+``W' = W + U diag(dS + dS_hack) Vh`` (one matmul per call instead of three; without
+autograd ``W'`` is cached until the knobs change); other weights (bf16 / fp16, or on an
+accelerator) use the *delta* path above, which keeps a small ``dS``'s precision and adds
+no weight copy. Invariants:
 
 - base weights are frozen; ``dS`` is the only tensor autograd trains;
 - ``dS_hack`` is the quarantine: it receives no gradient from the loss (the forward reads
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -59,26 +65,56 @@ class SVDKnobLinear(nn.Module):
         self.hack_active = True
         self.row_groups: torch.Tensor | None = None  # [B] long, set by split_rows
         self.n_groups = 0
+        self.row_slices: list[tuple[int, int, int]] = []  # (group, first row, end row), set by split_rows
         self.split: torch.Tensor | None = None  # [n_groups, r] per-group view of dS
+        self.merged = _merges(base.weight)
+        self._cached: tuple[torch.Tensor, torch.Tensor] | None = None  # (scale, W') without autograd
 
     @property
     def rank(self) -> int:
         return self.vh.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)
         if not self.active:
-            return y
-        hack = self.dS_hack if self.hack_active else torch.zeros_like(self.dS_hack)
-        if self.row_groups is not None:
-            self.split = self.dS.expand(self.n_groups, -1)
-            if self.split.requires_grad:
-                self.split.retain_grad()
-            scale = (self.split + hack.detach())[self.row_groups].unsqueeze(1)  # [B, 1, r]
-        else:
-            scale = self.dS + hack.detach()  # [r]; at zero, y + 0 is y bit for bit
-        delta = (x @ self.vh.T) * scale.to(x.dtype)
-        return y + delta @ self.u.T
+            return self.base(x)
+        hack = (self.dS_hack if self.hack_active else torch.zeros_like(self.dS_hack)).detach()
+        if self.row_groups is None:
+            return self._linear(x, self.dS + hack)  # at zero knobs: W' is W, y is base(x) bit for bit
+        self.split = self.dS.expand(self.n_groups, -1)
+        if self.split.requires_grad:
+            self.split.retain_grad()
+        if not self.merged:
+            return self._linear(x, (self.split + hack)[self.row_groups].unsqueeze(1))  # [B, 1, r]
+        # One merged weight per row group present: each group's (contiguous) rows reach its own view.
+        # (``split``, not slicing: its backward concatenates, where each slice's would zero-fill the batch.)
+        parts = x.split([end - start for _, start, end in self.row_slices])
+        pieces = [self._linear(part, self.split[g] + hack) for part, (g, _, _) in zip(parts, self.row_slices)]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def _linear(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """``W x + U diag(scale) Vh x`` (+ bias); ``scale: [r]``, or ``[B, 1, r]`` on the delta path."""
+        if not self.merged:
+            return self.base(x) + ((x @ self.vh.T) * scale.to(x.dtype)) @ self.u.T
+        if torch.is_grad_enabled() and scale.requires_grad:
+            return nn.functional.linear(x, self._merged_weight(scale), self.base.bias)
+        if self._cached is None or not torch.equal(self._cached[0], scale):
+            self._cached = (scale.detach().clone(), self._merged_weight(scale.detach()))
+        return nn.functional.linear(x, self._cached[1], self.base.bias)
+
+    def _merged_weight(self, scale: torch.Tensor) -> torch.Tensor:
+        """``W' = W + U diag(scale) Vh``: ``[d_out, d_in]``."""
+        return self.base.weight + (self.u * scale) @ self.vh
+
+    def _apply(self, fn, recurse=True):
+        self._cached = None  # a device or dtype move: the cached W' is stale
+        moved = super()._apply(fn, recurse)
+        self.merged = _merges(self.base.weight)
+        return moved
+
+
+def _merges(weight: torch.Tensor) -> bool:
+    """Whether a knob on ``weight`` takes the merged-weight path (float32 on the CPU)."""
+    return weight.dtype == torch.float32 and weight.device.type == "cpu"
 
 
 def target_names(model: nn.Module, patterns: Sequence[str] = DEFAULT_TARGETS) -> list[str]:
@@ -170,15 +206,21 @@ def split_rows(model: nn.Module, row_groups: torch.Tensor, n_groups: int) -> Ite
     """Within this context, forward passes give each group of batch rows its own view of
     every ``dS`` (``module.split: [n_groups, r]``), so after one backward
     ``module.split.grad[g]`` is the gradient from the rows of group ``g`` and ``dS.grad`` is
-    their sum. ``row_groups: [B]`` long in ``[0, n_groups)``."""
+    their sum. ``row_groups: [B]`` long in ``[0, n_groups)``, non-decreasing (each group's
+    rows contiguous, so the merged-weight path slices the batch instead of copying it)."""
+    groups = row_groups.tolist()
+    if any(not 0 <= g < n_groups for g in groups) or groups != sorted(groups):
+        raise ValueError(f"row_groups must be non-decreasing values in [0, {n_groups}), got {groups[:12]}")
+    bounds = [0, *itertools.accumulate(torch.bincount(row_groups.cpu(), minlength=n_groups).tolist())]
+    row_slices = [(g, bounds[g], bounds[g + 1]) for g in range(n_groups) if bounds[g + 1] > bounds[g]]
     modules = knob_modules(model).values()
     for m in modules:
-        m.row_groups, m.n_groups = row_groups, n_groups
+        m.row_groups, m.n_groups, m.row_slices = row_groups, n_groups, row_slices
     try:
         yield
     finally:
         for m in modules:
-            m.row_groups, m.n_groups = None, 0
+            m.row_groups, m.n_groups, m.row_slices = None, 0, []
 
 
 def group_grads(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -494,20 +494,17 @@ def _backward(model, tokenizer, rollouts: Rollouts, rows: list[int], advantages:
               denominator: int, config: TrainConfig) -> float:  # fmt: skip
     """Forward + backward of the loss over ``rows`` of ``rollouts`` (``advantages: [len(rows)]``)
     with a knob view per row group; knob gradients accumulate. Returns the loss value."""
-    device = model.device
+    device, grades = model.device, rollouts.grades
+    groups = [
+        group_index(rollouts.source[i], bool(grades["exploited"].iat[i]), bool(grades["oracle_correct"].iat[i]))
+        for i in rows
+    ]
+    order = sorted(range(len(rows)), key=groups.__getitem__)  # split_rows wants each group's rows together
+    rows, advantages = [rows[i] for i in order], advantages[order]
+    row_groups = torch.tensor([groups[i] for i in order], device=device)
     packed = pack(rollouts, rows, pad_token_id(tokenizer))
     input_ids, attention, completion_mask = (t.to(device) for t in packed)
     n_completion = completion_mask.shape[1]
-    grades = rollouts.grades
-    row_groups = torch.tensor(
-        [
-            group_index(
-                rollouts.source[i], bool(grades["exploited"].iat[i]), bool(grades["oracle_correct"].iat[i])
-            )
-            for i in rows
-        ],
-        device=device,
-    )
     ref_logp = None
     if config.kl_beta:
         with torch.no_grad(), knobs_zeroed(model):
