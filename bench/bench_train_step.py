@@ -22,8 +22,8 @@ batches, prompts per step, group size, max_new_tokens and temperature for every 
 Steps are interleaved (one step of each method in turn, driven from TRL's step-end
 callback), so a change in machine load hits every method alike. Each method runs
 ``--steps + 1`` steps and drops its first (warm-up). The time spent in the sandbox is
-counted per step as well: a completion that loops until the 3 s wall limit costs every
-method the same, whatever its trainer.
+counted per step as well: a completion that loops until the wall limit (``sandbox`` in
+``--config``, the study's) costs every method the same, whatever its trainer.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import transformers
+import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from projected_grpo.adapter import DEFAULT_TARGETS, attach_knobs, knob_modules
@@ -52,14 +53,14 @@ from projected_grpo.io import atomic_write_text
 from projected_grpo.pool import build_pool, train_problems
 from projected_grpo.problems import load_problem_set
 from projected_grpo.prompts import build_messages, render_prompt
-from projected_grpo.sandbox import Sandbox
+from projected_grpo.sandbox import Limits, Sandbox
 from projected_grpo.schedule import warmup_cosine
 from projected_grpo.train import TrainConfig, Trainer, seed_everything
 
 VARIANT = "loophole"
 TARGETS = (
     "targets (stated, not asserted): ours >= 2x faster than TRL (mix 0 vs mix 0); ours >= 3x faster "
-    "than the original-style loop (mix 0.5 vs mix 0.5); one default training run (40 steps) <= 90 s"
+    "than the original-style loop (mix 0.5 vs mix 0.5); one default training run <= 90 s"
 )
 
 
@@ -78,7 +79,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="sandbox workers")
     parser.add_argument("--seed", type=int, default=41)
     parser.add_argument("--skip", nargs="*", default=[], choices=["ours", "trl", "original"])
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--config", default="config.yaml", help="the study config: sandbox limits, train.steps"
+    )
+    args = parser.parse_args(argv)
+    study = yaml.safe_load(Path(args.config).read_text())
+    args.limits = Limits(wall_s=float(study["sandbox"]["wall_s"]), cpu_s=float(study["sandbox"]["cpu_s"]))
+    args.run_steps = int(study["train"]["steps"])
+    return args
 
 
 class TimedSandbox:
@@ -268,7 +276,8 @@ def report(args, results: dict[str, list[tuple]], pool_source: str, load: tuple[
         f"{args.group}; max_new_tokens {args.max_new_tokens}; temperature {args.temperature}, top-p 1; "
         f"lr {args.lr}; '{VARIANT}' prompts of the builtin train split, the same batches for every method; "
         f"{args.steps} timed steps per method after 1 warm-up step; torch threads {args.threads}; "
-        f"sandbox workers {args.workers}; teacher pool: {pool_source}",
+        f"sandbox workers {args.workers}, limits {args.limits.wall_s:g} s wall / {args.limits.cpu_s:g} s CPU "
+        f"({args.config}); teacher pool: {pool_source}",
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average (1 min) {load[0]:.1f} at start, "
         f"{load[1]:.1f} at end; "
         f"python {sys.version.split()[0]}, torch {torch.__version__}, transformers {transformers.__version__}, "
@@ -296,8 +305,9 @@ def report(args, results: dict[str, list[tuple]], pool_source: str, load: tuple[
             )
     if "ours mix=0.5" in results:
         lines.append(
-            f"40 steps of ours mix=0.5 at this mean: {40 * mean('ours mix=0.5'):.0f} s (training steps only: "
-            "model load and the post-training evaluation not included)"
+            f"{args.run_steps} steps (train.steps in {args.config}) of ours mix=0.5 at this mean: "
+            f"{args.run_steps * mean('ours mix=0.5'):.0f} s (training steps only, no KL: model load and the "
+            "post-training evaluation not included)"
         )
     if load[0] >= 1.0:
         lines.append(
@@ -308,7 +318,7 @@ def report(args, results: dict[str, list[tuple]], pool_source: str, load: tuple[
     lines += [
         TARGETS,
         "notes: every method grades in our sandbox (the original graded in-process); 'sandbox s/step' "
-        "is the wall time spent there, mostly completions running to the 3 s limit. 'student tokens' is "
+        "is the wall time spent there, mostly completions running to the wall limit. 'student tokens' is "
         "the mean sampled completion length; ours stops at the closing code fence as well as at eos, the "
         "others at eos only. Ours and the original skip zero-variance groups in the loss; TRL computes it "
         "over every row. The original-style loop samples and grades prompt by prompt and does one forward "
@@ -327,7 +337,10 @@ def main(argv=None) -> None:
     used = list({p.problem_id: p for b in batches for p in b}.values())
     load_start = os.getloadavg()[0]
 
-    with tempfile.TemporaryDirectory() as tmp_name, Sandbox(workers=args.workers) as shared:
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        Sandbox(workers=args.workers, limits=args.limits) as shared,
+    ):
         tmp, svd_cache = Path(tmp_name), Path(tmp_name) / "svd"
         pool, pool_source = None, "not needed"
         if "ours" not in args.skip or "original" not in args.skip:

@@ -169,7 +169,10 @@ def test_merged_weight_path_matches_the_delta_path(tmp_path):
         scale = float(g.abs().max())
         torch.testing.assert_close(g, grads_d[name], rtol=1e-4, atol=1e-5 * scale)
         torch.testing.assert_close(
-            knob_modules(merged)[name].dS.grad, knob_modules(delta)[name].dS.grad, rtol=1e-4, atol=1e-5 * scale
+            knob_modules(merged)[name].dS.grad,
+            knob_modules(delta)[name].dS.grad,
+            rtol=1e-4,
+            atol=1e-5 * scale,
         )
 
 
@@ -193,9 +196,11 @@ def test_cached_merged_weight_follows_the_knobs(tmp_path):
 def test_split_rows_wants_contiguous_groups_in_range(tmp_path, rows):
     model = tiny_model()
     attach_knobs(model, svd_cache=tmp_path)
-    with pytest.raises(ValueError, match="non-decreasing values in"):
-        with split_rows(model, torch.tensor(rows), n_groups=2):
-            pass
+    with (
+        pytest.raises(ValueError, match="non-decreasing values in"),
+        split_rows(model, torch.tensor(rows), n_groups=2),
+    ):
+        pass
 
 
 def test_no_matching_target_is_a_clear_error():
