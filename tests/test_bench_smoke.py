@@ -1,0 +1,37 @@
+"""The benchmark scripts run (nothing else exercises them): one tiny step of each method
+that needs no extra install, on the micro organism. Speeds are not asserted here."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_step_bench_times_ours_and_the_original_style_loop(micro_organism, tmp_path):
+    bench = _bench_module("bench_train_step")
+    out = tmp_path / "train_step.txt"
+    bench.main(
+        [
+            "--model", str(micro_organism), "--pool", str(tmp_path / "absent.parquet"), "--out", str(out),
+            "--steps", "1", "--prompts", "2", "--group", "2", "--max-new-tokens", "8", "--skip", "trl",
+            "--config", str(BENCH.parent / "config.yaml"),
+        ]
+    )  # fmt: skip
+    text = out.read_text()
+    for method in ("ours mix=0.5", "ours mix=0", "original-style mix=0.5"):
+        line = next(line for line in text.splitlines() if line.startswith(method))
+        mean_s = float(line[len(method) :].split()[0])
+        assert mean_s > 0, line
+    assert "speed-up of ours mix=0.5 vs original-style mix=0.5" in text
+    assert "TRL" not in text.split("\n\n")[1]  # skipped: no row
