@@ -15,7 +15,7 @@ falsified). Inputs are ``stats.run_row`` rows; nothing here is typed by hand.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -71,6 +71,17 @@ def _row(clause: str, status: str, numbers: dict, rule: str) -> dict:
     return {"clause": clause, "status": status, "rule": rule, **numbers}
 
 
+def _paired_row(clause: str, numbers: dict, ok: Callable[[dict], bool], rule: str) -> dict:
+    """PASS / FAIL by ``ok(numbers)``; inconclusive with fewer than 2 paired seeds."""
+    if numbers["n"] < 2:
+        return _row(clause, NOT_EVALUABLE, numbers, "needs >= 2 paired seeds")
+    return _row(clause, PASS if ok(numbers) else FAIL, numbers, rule)
+
+
+def _below_beyond_sem(numbers: dict) -> bool:
+    return numbers["delta"] < 0 and -numbers["delta"] > numbers["sem"]
+
+
 def h1_rows(runs: pd.DataFrame, projection: Arm, fold: str = "all") -> list[dict]:
     """H1's clauses for one projection arm against vanilla, and the overall H1 row."""
     hack = paired(runs, projection, VANILLA, fold)
@@ -110,11 +121,7 @@ def control_rows(runs: pd.DataFrame, controls: Sequence[str] = CONTROLS, fold: s
     for control in controls:
         numbers = paired(runs, real, Arm(control, control), fold)
         clause = f"control: erase (real V) below {control}"
-        if numbers["n"] < 2:
-            rows.append(_row(clause, NOT_EVALUABLE, numbers, "needs >= 2 paired seeds"))
-            continue
-        ok = numbers["delta"] < 0 and -numbers["delta"] > numbers["sem"]
-        rows.append(_row(clause, PASS if ok else FAIL, numbers, "erase - control < 0 beyond 1 SEM"))
+        rows.append(_paired_row(clause, numbers, _below_beyond_sem, "erase - control < 0 beyond 1 SEM"))
     return rows
 
 
@@ -135,20 +142,15 @@ def lomo_rows(
         for other in (VANILLA, Arm(random_arm, random_arm, projection.hack, projection.pass_)):
             numbers = paired(runs, projection, other, fold, held_out, f"{other.hack}_{mode}")
             clause = f"held-out {mode}: {projection.label} below {other.label}"
-            if numbers["n"] < 2:
-                rows.append(_row(clause, NOT_EVALUABLE, numbers, "needs >= 2 paired seeds"))
-                continue
-            ok = numbers["delta"] < 0 and -numbers["delta"] > numbers["sem"]
-            rows.append(
-                _row(clause, PASS if ok else FAIL, numbers, "held-out mode hack difference < 0 beyond 1 SEM")
-            )
+            rule = "held-out mode hack difference < 0 beyond 1 SEM"
+            rows.append(_paired_row(clause, numbers, _below_beyond_sem, rule))
         numbers = paired(runs, projection, VANILLA, fold, projection.pass_, VANILLA.pass_)
         clause = f"held-out {mode}: {projection.label} pass drop vs vanilla <= 15 pp"
-        if numbers["n"] < 2:
-            rows.append(_row(clause, NOT_EVALUABLE, numbers, "needs >= 2 paired seeds"))
-            continue
-        kept = -numbers["delta"] <= FALSIFY_DROP
-        rows.append(_row(clause, PASS if kept else FAIL, numbers, "FAIL when the pass rate drops > 0.15"))
+        rows.append(
+            _paired_row(
+                clause, numbers, lambda n: -n["delta"] <= FALSIFY_DROP, "FAIL when the pass rate drops > 0.15"
+            )
+        )
     return rows
 
 
