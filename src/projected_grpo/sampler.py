@@ -227,9 +227,7 @@ def _decode_loop(model, prompt_ids, prompt_mask, config, generator, pad_id, eos_
 
     completion_ids = torch.full((batch_size, config.max_new_tokens), pad_id, dtype=torch.long, device=device)
     lengths = [config.max_new_tokens] * batch_size
-    finished = [False] * batch_size
-    active = torch.ones(batch_size, dtype=torch.bool, device=device)
-    active_rows = list(range(batch_size))
+    active = torch.ones(batch_size, dtype=torch.bool, device=device)  # not yet stopped (eos / stop string)
     eos = torch.tensor(eos_ids, dtype=torch.long, device=device)
     watch = _StopWatch(tokenizer, batch_size, config.stop_strings) if config.stop_strings else None
 
@@ -263,22 +261,15 @@ def _decode_loop(model, prompt_ids, prompt_mask, config, generator, pad_id, eos_
         tokens = torch.where(active, tokens, pad_id)
         completion_ids[:, step] = tokens
 
-        done = []
-        hit_eos = torch.isin(tokens, eos) & active
-        if hit_eos.any():
-            done.extend(hit_eos.nonzero().flatten().tolist())
+        done = (torch.isin(tokens, eos) & active).nonzero().flatten().tolist()
         if watch is not None:
             token_list = tokens.tolist()
-            rows = [row for row in active_rows if row not in done]
+            rows = [row for row in active.nonzero().flatten().tolist() if row not in done]
             done.extend(watch.stopped_rows(rows, [token_list[row] for row in rows]))
-        if done:
-            for row in done:
-                finished[row] = True
-                lengths[row] = step + 1
-            active[done] = False
-            done_set = set(done)
-            active_rows = [row for row in active_rows if row not in done_set]
-        if not active_rows or step + 1 == config.max_new_tokens:
+        for row in done:
+            lengths[row] = step + 1
+        active[done] = False
+        if not active.any() or step + 1 == config.max_new_tokens:
             break
         if done and compact:
             keep = active[live].nonzero().flatten()
@@ -299,7 +290,7 @@ def _decode_loop(model, prompt_ids, prompt_mask, config, generator, pad_id, eos_
     completion_ids = completion_ids[:, :steps]
     length_t = torch.tensor(lengths, device=device)
     completion_mask = (torch.arange(steps, device=device)[None, :] < length_t[:, None]).long()
-    return completion_ids, completion_mask, finished
+    return completion_ids, completion_mask, (~active).tolist()  # finished: stopped before the token limit
 
 
 def sample(

@@ -496,7 +496,9 @@ def _backward(model, tokenizer, rollouts: Rollouts, rows: list[int], advantages:
     with a knob view per row group; knob gradients accumulate. Returns the loss value."""
     device, grades = model.device, rollouts.grades
     groups = [
-        group_index(rollouts.source[i], bool(grades["exploited"].iat[i]), bool(grades["oracle_correct"].iat[i]))
+        group_index(
+            rollouts.source[i], bool(grades["exploited"].iat[i]), bool(grades["oracle_correct"].iat[i])
+        )
         for i in rows
     ]
     order = sorted(range(len(rows)), key=groups.__getitem__)  # split_rows wants each group's rows together
