@@ -15,7 +15,7 @@ $(INSTALLED): pyproject.toml
 
 .PHONY: study test
 study: $(INSTALLED)
-	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete
+	$(VENV)/bin/snakemake --cores $(CORES) --set-threads train=1 --rerun-incomplete
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
 	$(VENV)/bin/python -m projected_grpo.benchmarks results/benchmarks --out results/tables/benchmarks.md
 

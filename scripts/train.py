@@ -11,7 +11,8 @@ from projected_grpo.problems import load_problems
 from projected_grpo.sandbox import Limits
 from projected_grpo.train import TrainConfig, refresher, train
 
-config = TrainConfig.from_dict(snakemake.params.train)
+# The job's threads (train.threads, or `--set-threads train=N`): a run's rows do not depend on them.
+config = TrainConfig.from_dict({**snakemake.params.train, "threads": snakemake.threads})
 problems = load_problems(snakemake.input.problems)
 # train() restricts the pool to the fold's known modes (SPEC §7).
 pool = read_parquet(snakemake.input.pool[0], "teacher pool") if config.n_teacher else None
