@@ -257,7 +257,7 @@ def teacher_pool(args, problems, tmp: Path) -> tuple[pd.DataFrame, str]:
         return pd.read_parquet(args.pool), args.pool
     n_per_problem = round(0.5 * args.group)
     sampling = EvalConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed)
-    pool = build_pool(args.model, problems, n_per_problem, sampling, workers=args.workers)
+    pool = build_pool(args.model, problems, n_per_problem, sampling, workers=args.workers, limits=args.limits)
     return pool, f"built here from {args.model} ({n_per_problem} per problem and variant, not timed)"
 
 

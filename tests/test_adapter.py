@@ -176,6 +176,41 @@ def test_merged_weight_path_matches_the_delta_path(tmp_path):
         )
 
 
+def test_merged_split_path_with_absent_groups_and_without_autograd(tmp_path):
+    """Groups 1, 2, 4 have no rows: their gradient is 0; each present group gets its rows'
+    gradient; under no_grad the split forward gives the unsplit logits."""
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    _randomise_knobs(model, hack=True)
+    ids = torch.randint(0, 64, (4, 10), generator=torch.Generator().manual_seed(4))
+    rows = torch.tensor([0, 0, 3, 5])
+    with split_rows(model, rows, n_groups=6):
+        model(input_ids=ids).logits.log_softmax(-1)[..., 0].sum().backward()
+    split = group_grads(model)
+    with torch.no_grad(), split_rows(model, rows, n_groups=6):
+        torch.testing.assert_close(model(input_ids=ids).logits, _logits(model, ids), rtol=1e-5, atol=1e-6)
+    for group, members in ((0, [0, 1]), (3, [2]), (5, [3])):
+        model.zero_grad()
+        model(input_ids=ids[members]).logits.log_softmax(-1)[..., 0].sum().backward()
+        for name, m in knob_modules(model).items():
+            scale = float(m.dS.grad.abs().max())
+            torch.testing.assert_close(split[name][group], m.dS.grad, rtol=1e-4, atol=1e-5 * scale)
+    assert all(not g[[1, 2, 4]].any() for g in split.values())
+
+
+def test_large_weights_take_the_delta_path(tmp_path, monkeypatch):
+    import projected_grpo.adapter as adapter
+
+    monkeypatch.setattr(adapter, "MERGE_MAX_ELEMENTS", 32 * 32)
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    merged = {n: m.merged for n, m in knob_modules(model).items()}
+    assert merged and all(
+        flag == (knob_modules(model)[n].base.weight.numel() <= 32 * 32) for n, flag in merged.items()
+    )
+    assert {True, False} == set(merged.values())
+
+
 def test_cached_merged_weight_follows_the_knobs(tmp_path):
     """Without autograd the merged weight is cached; an in-place knob update (AdamW's)
     must invalidate it."""
@@ -190,6 +225,25 @@ def test_cached_merged_weight_follows_the_knobs(tmp_path):
         for m in knob_modules(model).values():
             m.dS.zero_()
     assert torch.equal(_logits(model), at_zero)
+    _randomise_knobs(model)
+    with torch.no_grad():  # an in-place change of W itself (load_state_dict does one)
+        knob = knob_modules(model)["model.layers.0.mlp.up_proj"]
+        knob.base.weight.mul_(2)
+    assert not torch.allclose(_logits(model), moved)
+    torch.testing.assert_close(_logits(model), model(input_ids=IDS).logits.detach(), rtol=0, atol=0)
+
+
+def test_moving_the_model_drops_the_cached_weight_and_rechooses_the_path(tmp_path):
+    model = tiny_model()
+    attach_knobs(model, svd_cache=tmp_path)
+    _randomise_knobs(model)
+    before = _logits(model)
+    model.double()
+    assert not any(m.merged or m._cached is not None for m in knob_modules(model).values())
+    torch.testing.assert_close(_logits(model).float(), before, rtol=1e-5, atol=1e-5)  # delta path, float64
+    model.float()
+    assert all(m.merged and m._cached is None for m in knob_modules(model).values())
+    assert torch.equal(_logits(model), before)
 
 
 @pytest.mark.parametrize("rows", [[1, 0, 1], [0, 2, 2]])

@@ -7,6 +7,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import torch
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -18,16 +20,21 @@ def _bench_module(name: str):
     return module
 
 
-def test_train_step_bench_times_ours_and_the_original_style_loop(micro_organism, tmp_path):
+def test_train_step_bench_times_ours_and_the_original_style_loop(micro_organism, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bench_train_step", None)  # restored (removed) after the test
     bench = _bench_module("bench_train_step")
     out = tmp_path / "train_step.txt"
-    bench.main(
-        [
-            "--model", str(micro_organism), "--pool", str(tmp_path / "absent.parquet"), "--out", str(out),
-            "--steps", "1", "--prompts", "2", "--group", "2", "--max-new-tokens", "8", "--skip", "trl",
-            "--config", str(BENCH.parent / "config.yaml"),
-        ]
-    )  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        bench.main(
+            [
+                "--model", str(micro_organism), "--pool", str(tmp_path / "absent.parquet"), "--out", str(out),
+                "--steps", "1", "--prompts", "2", "--group", "2", "--max-new-tokens", "8", "--skip", "trl",
+                "--config", str(BENCH.parent / "config.yaml"), "--threads", "1",
+            ]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     text = out.read_text()
     for method in ("ours mix=0.5", "ours mix=0", "original-style mix=0.5"):
         line = next(line for line in text.splitlines() if line.startswith(method))

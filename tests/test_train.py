@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -119,7 +120,8 @@ def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere
     micro_organism, pool, tmp_path
 ):
     """Snakemake deletes an incomplete output folder before it reruns the job: the
-    checkpoint lives outside it, so the rerun resumes and writes the unkilled rows."""
+    checkpoint lives outside it, so the rerun resumes and writes the unkilled rows — also
+    when the rerun has another thread count (`make study` trains on 1, a lone job on 2)."""
     config = TrainConfig.from_dict(SETTINGS)
     frame = pd.read_parquet(pool)
     whole = _run(micro_organism, pool, tmp_path / "whole")
@@ -129,16 +131,16 @@ def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere
         if msg.startswith("step 3/"):
             raise KeyboardInterrupt
 
-    def run(log=lambda msg: None):
-        return train(config, micro_organism, PROBLEMS, frame, out, svd_cache=tmp_path / "svd", workers=1, log=log,
-                     checkpoint_dir=kept)  # fmt: skip
+    def run(log=lambda msg: None, threads=config.threads):
+        return train(replace(config, threads=threads), micro_organism, PROBLEMS, frame, out, svd_cache=tmp_path / "svd",
+                     workers=1, log=log, checkpoint_dir=kept)  # fmt: skip
 
     with pytest.raises(KeyboardInterrupt):
         run(die_after_step_three)
     assert (kept / "checkpoint.pt").is_file() and not (out / "checkpoint.pt").exists()
     shutil.rmtree(out, ignore_errors=True)
     messages = []
-    resumed = run(messages.append)
+    resumed = run(messages.append, threads=config.threads + 1)
     assert any(m.startswith("resumed from") for m in messages)
     pd.testing.assert_frame_equal(resumed.drop(columns=WALL), whole.drop(columns=WALL))
     assert not (kept / "checkpoint.pt").exists()

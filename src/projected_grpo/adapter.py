@@ -7,18 +7,19 @@ two zero-initialised knob vectors ``dS, dS_hack: [r]`` and computes
     y = W x + U diag(dS + dS_hack) Vh x        (+ bias, unchanged)
 
 so the knobs rescale the weight's own singular directions. Two exact-in-math ways to
-compute it: float32 weights on the CPU use the *merged* weight
-``W' = W + U diag(dS + dS_hack) Vh`` (one matmul per call instead of three; without
-autograd ``W'`` is cached until the knobs change); other weights (bf16 / fp16, or on an
-accelerator) use the *delta* path above, which keeps a small ``dS``'s precision and adds
-no weight copy. Invariants:
+compute it: small float32 weights on the CPU (at most ``MERGE_MAX_ELEMENTS``: a tiny model
+such as the organism) use the *merged* weight ``W' = W + U diag(dS + dS_hack) Vh`` (one
+matmul per call instead of three; without autograd ``W'`` is cached until the knobs or
+``W`` change; under autograd each row group keeps its own ``W'`` for the backward); other
+weights (bf16 / fp16, on an accelerator, or large) use the *delta* path above, which keeps
+a small ``dS``'s precision and adds no weight copy. Invariants:
 
 - base weights are frozen; ``dS`` is the only tensor autograd trains;
 - ``dS_hack`` is the quarantine: it receives no gradient from the loss (the forward reads
   it detached), only what the projection routes into it, and is zeroed at deployment
   (``quarantine_ablated``);
-- with every knob at zero the delta path is skipped, so the logits are bit-identical to
-  the base model; ``knobs_zeroed`` gives that base model as the KL reference (no copy);
+- with every knob at zero ``W'`` is ``W`` and the delta is ``0``, so the logits are
+  bit-identical to the base model; ``knobs_zeroed`` gives that base model as the KL reference (no copy);
 - ``split_rows`` makes one backward pass give the gradient of ``dS`` from each group of
   batch rows (student / teacher) separately, ``g_s + g_t == dS.grad``.
 
@@ -68,7 +69,7 @@ class SVDKnobLinear(nn.Module):
         self.row_slices: list[tuple[int, int, int]] = []  # (group, first row, end row), set by split_rows
         self.split: torch.Tensor | None = None  # [n_groups, r] per-group view of dS
         self.merged = _merges(base.weight)
-        self._cached: tuple[torch.Tensor, torch.Tensor] | None = None  # (scale, W') without autograd
+        self._cached: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (scale, W version, W')
 
     @property
     def rank(self) -> int:
@@ -97,9 +98,10 @@ class SVDKnobLinear(nn.Module):
             return self.base(x) + ((x @ self.vh.T) * scale.to(x.dtype)) @ self.u.T
         if torch.is_grad_enabled() and scale.requires_grad:
             return nn.functional.linear(x, self._merged_weight(scale), self.base.bias)
-        if self._cached is None or not torch.equal(self._cached[0], scale):
-            self._cached = (scale.detach().clone(), self._merged_weight(scale.detach()))
-        return nn.functional.linear(x, self._cached[1], self.base.bias)
+        version = self.base.weight._version  # an in-place change of W (load_state_dict) bumps it
+        if self._cached is None or self._cached[1] != version or not torch.equal(self._cached[0], scale):
+            self._cached = (scale.detach().clone(), version, self._merged_weight(scale.detach()))
+        return nn.functional.linear(x, self._cached[2], self.base.bias)
 
     def _merged_weight(self, scale: torch.Tensor) -> torch.Tensor:
         """``W' = W + U diag(scale) Vh``: ``[d_out, d_in]``."""
@@ -112,9 +114,17 @@ class SVDKnobLinear(nn.Module):
         return moved
 
 
+# Largest weight (elements) on the merged path: 1 MiB in float32. The organism's largest is
+# 49 152; a 0.5 B-parameter model's Linears are > 1 M, and there the per-group copies of W'
+# that autograd keeps (6 in training, one per row in V extraction) would cost GBs.
+MERGE_MAX_ELEMENTS = 1 << 18
+
+
 def _merges(weight: torch.Tensor) -> bool:
-    """Whether a knob on ``weight`` takes the merged-weight path (float32 on the CPU)."""
-    return weight.dtype == torch.float32 and weight.device.type == "cpu"
+    """Whether a knob on ``weight`` takes the merged-weight path (small, float32, on the CPU)."""
+    return (
+        weight.dtype == torch.float32 and weight.device.type == "cpu" and weight.numel() <= MERGE_MAX_ELEMENTS
+    )
 
 
 def target_names(model: nn.Module, patterns: Sequence[str] = DEFAULT_TARGETS) -> list[str]:

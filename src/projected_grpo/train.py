@@ -352,7 +352,9 @@ def train(
     if pool is not None:
         pool = restrict_to_modes(pool, config.known_modes)  # the fold's pool (SPEC §7)
     record = asdict(config)
-    key = record | {"inputs": inputs_fingerprint(model_path, pool, basis, reference)}
+    # A checkpoint resumes under any thread count (the rows do not depend on it).
+    key = {k: v for k, v in record.items() if k != "threads"}
+    key["inputs"] = inputs_fingerprint(model_path, pool, basis, reference)
     rows: list[dict] = []
     try:  # before the model loads: a checkpoint that cannot be used fails fast
         state = checkpoint.load(checkpoint_dir, key)
