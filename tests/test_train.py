@@ -262,15 +262,16 @@ def test_where_a_folds_pool_has_no_row_for_a_problem_the_student_fills_the_group
 
 
 def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monkeypatch):
-    """The fixed denominator makes the loss a sum over rows: backward in chunks of 3 rows
-    accumulates the same dS gradient and the same per-group split as one backward."""
+    """The fixed denominator makes the loss a sum over rows: backward in length buckets
+    (uncapped, or at most 3 rows each) accumulates the same dS gradient and the same
+    per-group split as one backward over every kept row."""
     import random
 
     import torch
 
     from projected_grpo import train as train_module
     from projected_grpo.adapter import knob_modules
-    from projected_grpo.rollouts import collect
+    from projected_grpo.rollouts import collect, length_buckets
     from projected_grpo.sampler import SamplingConfig
     from projected_grpo.sandbox import Sandbox
     from projected_grpo.train import Trainer, _update
@@ -290,20 +291,28 @@ def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monk
                            SamplingConfig(max_new_tokens=16), torch.Generator().manual_seed(0), random.Random(0),
                            sandbox)  # fmt: skip
     rewards = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]])  # both groups kept: 8 rows
-    results = {}
-    for size in (0, 3):
-        run.model.zero_grad(set_to_none=True)
-        loss, split, kept = _update(run.model, run.tokenizer, rollouts, rewards, None,
-                                    TrainConfig.from_dict({**SETTINGS, "micro_batch": size}))  # fmt: skip
+    results, sizes = {}, {}
+    for size in ("one", 0, 3):
+        with monkeypatch.context() as patch:
+            if size == "one":  # the reference: every kept row in one forward + backward
+                patch.setattr(train_module, "length_buckets", lambda ro, rows, cap: [rows])
+            run.model.zero_grad(set_to_none=True)
+            chunks.clear()
+            loss, split, kept = _update(run.model, run.tokenizer, rollouts, rewards, None,
+                                        TrainConfig.from_dict({**SETTINGS, "micro_batch": 0 if size == "one" else size}))  # fmt: skip
         grads = {n: m.dS.grad.clone() for n, m in knob_modules(run.model).items()}
-        results[size] = (loss, split, kept, grads)
-    (loss, split, kept, grads), (loss3, split3, kept3, grads3) = results[0], results[3]
-    assert chunks == [8, 3, 3, 2]  # one backward over 8 rows, then chunks of 3
-    assert kept == kept3 == 2 and loss == pytest.approx(loss3, rel=1e-5, abs=1e-7)
+        results[size], sizes[size] = (loss, split, kept, grads), list(chunks)
+    assert sizes["one"] == [8] and sizes[3] == list(map(len, length_buckets(rollouts, list(range(8)), 3)))
+    assert sum(sizes[0]) == sum(sizes[3]) == 8 and max(sizes[3]) <= 3 and len(sizes[3]) >= 3
+    loss, split, kept, grads = results["one"]
     assert any(g.abs().max() > 0 for g in grads.values())
+    for size in (0, 3):
+        loss_b, split_b, kept_b, grads_b = results[size]
+        assert kept == kept_b == 2 and loss == pytest.approx(loss_b, rel=1e-5, abs=1e-7)
+        for name in grads:
+            torch.testing.assert_close(grads_b[name], grads[name], rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(split_b[name], split[name], rtol=1e-5, atol=1e-7)
     for name in grads:
-        torch.testing.assert_close(grads3[name], grads[name], rtol=1e-5, atol=1e-7)
-        torch.testing.assert_close(split3[name], split[name], rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(split[name].sum(dim=0), grads[name], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="micro_batch >= 0"):
         TrainConfig.from_dict({**SETTINGS, "micro_batch": -1})

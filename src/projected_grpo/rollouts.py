@@ -5,7 +5,9 @@ replacement) from the teacher pool rows of the same problem and variant and ``G 
 student completions sampled now. Where a fold's pool has fewer than ``G_t`` rows for a
 problem (its teacher completions used a held-out lever), the student fills the group. ``Rollouts`` keeps them prompt-major: rows ``[p*G, (p+1)*G)``
 are prompt ``p``'s group, student rows first. ``pack`` turns the kept rows into one
-left-padded-prompt / right-padded-completion batch for the teacher-forced loss.
+left-padded-prompt / right-padded-completion batch for the teacher-forced loss;
+``length_buckets`` splits the kept rows into micro-batches of similar length, so the loss
+batch is not padded to the longest completion of the step.
 """
 
 from __future__ import annotations
@@ -103,6 +105,37 @@ def pack(rollouts: Rollouts, rows: list[int], pad_id: int) -> tuple[torch.Tensor
     """The selected rows of ``rollouts`` as one batch (``pack_sequences``)."""
     prompts = [rollouts.prompt_ids[i // rollouts.group_size] for i in rows]
     return pack_sequences(prompts, [rollouts.completion_ids[i] for i in rows], pad_id)
+
+
+# The fixed cost of one extra forward + backward (one more packed batch), in padded tokens:
+# measured on the CPU organism (bench/bench_train_step.py); it only decides the partition.
+BATCH_OVERHEAD_TOKENS = 512
+
+
+def length_buckets(rollouts: Rollouts, rows: list[int], max_rows: int = 0) -> list[list[int]]:
+    """``rows`` split into micro-batches (``pack`` pads each to its own longest prompt and
+    completion) of at most ``max_rows`` rows (0: no cap): rows sorted by length, cut where
+    the padded tokens plus ``BATCH_OVERHEAD_TOKENS`` per batch are least (exact, by dynamic
+    programming over the sorted order). Every row is in exactly one batch; the order is
+    deterministic (ties by row index)."""
+    prompt_len = [len(rollouts.prompt_ids[i // rollouts.group_size]) for i in rows]
+    completion_len = [max(1, len(rollouts.completion_ids[i])) for i in rows]
+    order = sorted(range(len(rows)), key=lambda k: (prompt_len[k] + completion_len[k], rows[k]))
+    cap = max_rows or len(rows)
+    best, cut = [0] + [float("inf")] * len(rows), [0] * (len(rows) + 1)
+    for end in range(1, len(rows) + 1):  # best[end]: least cost of order[:end]
+        width_p = width_t = 0
+        for start in range(end - 1, max(end - cap, 0) - 1, -1):
+            width_p = max(width_p, prompt_len[order[start]])
+            width_t = max(width_t, completion_len[order[start]])
+            cost = best[start] + (end - start) * (width_p + width_t) + BATCH_OVERHEAD_TOKENS
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    batches, end = [], len(rows)
+    while end:
+        batches.append([rows[k] for k in order[cut[end] : end]])
+        end = cut[end]
+    return batches[::-1]
 
 
 def pack_sequences(

@@ -54,7 +54,7 @@ from .modes import MODES
 from .monitor import MonitorConfig
 from .pool import POOL_COLUMNS, check_pool, check_pool_covers, restrict_to_modes, train_problems
 from .problems import Problem
-from .rollouts import STUDENT, TEACHER, Rollouts, collect, pack
+from .rollouts import STUDENT, TEACHER, Rollouts, collect, length_buckets, pack
 from .sampler import SamplingConfig, pad_token_id
 from .sandbox import DEFAULT_LIMITS, Limits, Sandbox
 from .schedule import warmup_cosine
@@ -74,10 +74,11 @@ class TrainConfig:
     temperature / top_p / max_new_tokens: student sampling.
     seed: seeds python, numpy, torch and the sampler's generator.
     checkpoint_every: steps between checkpoints.
-    micro_batch: rows per forward + backward of the loss (0 = all kept rows at once); the
-        fixed denominator makes the loss a sum over rows, so chunks add up to the same
-        gradient (up to float summation order): set it when a large model's step does not
-        fit in memory.
+    micro_batch: most rows per forward + backward of the loss (0 = no cap). The kept rows
+        are back-propagated in length buckets (``rollouts.length_buckets``: little padding);
+        the fixed denominator makes the loss a sum over rows, so the buckets add up to the
+        same gradient (up to float summation order). Set a cap when a large model's step
+        does not fit in memory.
     adapter_targets: regexes naming the Linears that get knobs.
     eval: post-training evaluation (``evaluate.EvalConfig`` fields); eval seed = run seed.
     projection: ``intervention.ProjectionConfig`` fields (needs a basis unless left at
@@ -472,7 +473,8 @@ def _update(
     config: TrainConfig,
 ) -> tuple[float, dict, int]:
     """Loss over the kept groups (``rewards: [P, G]`` after the monitor, ``valid`` its
-    screen), one backward per ``micro_batch`` of rows (all at once by default) with a knob
+    screen), one backward per length bucket of rows (``rollouts.length_buckets``, at most
+    ``micro_batch`` rows each) with a knob
     view per row group (``intervention.group_index``: source × hack / correct / other). Returns (loss value, ``{module: [N_GROUPS, r]}``,
     groups kept); no-op when every group has zero variance."""
     advantages, keep = dr_grpo_advantages(rewards, valid)
@@ -480,10 +482,8 @@ def _update(
     if not kept_rows:
         return 0.0, {}, 0
     denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
-    size = config.micro_batch or len(kept_rows)
     loss_value, split = 0.0, {}
-    for start in range(0, len(kept_rows), size):
-        rows = kept_rows[start : start + size]
+    for rows in length_buckets(rollouts, kept_rows, config.micro_batch):
         loss_value += _backward(
             model, tokenizer, rollouts, rows, advantages.flatten()[rows], denominator, config
         )
