@@ -42,3 +42,25 @@ def test_train_step_bench_times_ours_and_the_original_style_loop(micro_organism,
         assert mean_s > 0, line
     assert "speed-up of ours mix=0.5 vs original-style mix=0.5" in text
     assert "TRL" not in text.split("\n\n")[1]  # skipped: no row
+
+
+def test_bucket_bench_times_one_batch_and_length_buckets(micro_organism, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bench_buckets", None)
+    bench = _bench_module("bench_buckets")
+    out = tmp_path / "buckets.txt"
+    threads = torch.get_num_threads()
+    try:
+        bench.main(
+            [
+                "--model", str(micro_organism), "--pool", str(tmp_path / "absent.parquet"), "--out", str(out),
+                "--steps", "1", "--prompts", "2", "--group", "4", "--max-new-tokens", "12",
+                "--config", str(BENCH.parent / "config.yaml"), "--threads", "1",
+            ]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    rows = {line[:36].strip(): line[36:].split() for line in out.read_text().split("\n\n")[1].splitlines()[1:]}
+    assert set(rows) == {"one padded batch", *(f"length buckets, overhead {o}" for o in bench.OVERHEADS)}
+    for name, (seconds, padded, batches) in rows.items():
+        assert float(seconds) > 0 and float(batches) >= 1, name
+        assert float(padded) <= float(rows["one padded batch"][1]), name  # buckets never pad more
