@@ -40,13 +40,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench/buckets.txt")
     parser.add_argument("--model", default="results/organism/student/model")
-    parser.add_argument("--pool", default="results/pool/pool.parquet", help="absent: mix 0 (student rows only)")
+    parser.add_argument(
+        "--pool", default="results/pool/pool.parquet", help="absent: mix 0 (student rows only)"
+    )
     parser.add_argument("--prompts", type=int, default=None, help="prompts per step (default: the config's)")
     parser.add_argument("--group", type=int, default=None, help="group size (default: the config's)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="(default: the config's)")
-    parser.add_argument("--steps", type=int, default=6, help="sampled steps timed (each twice, the first as warm-up)")
+    parser.add_argument(
+        "--steps", type=int, default=6, help="sampled steps timed (each twice, the first as warm-up)"
+    )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--config", default="config.yaml", help="the study config: train and sandbox settings")
+    parser.add_argument(
+        "--config", default="config.yaml", help="the study config: train and sandbox settings"
+    )
     return parser.parse_args(argv)
 
 
@@ -68,7 +74,11 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     study = yaml.safe_load(Path(args.config).read_text())
     pool = read_parquet(args.pool, "teacher pool (--pool)") if Path(args.pool).exists() else None
-    changes = {"prompts_per_step": args.prompts, "group_size": args.group, "max_new_tokens": args.max_new_tokens}
+    changes = {
+        "prompts_per_step": args.prompts,
+        "group_size": args.group,
+        "max_new_tokens": args.max_new_tokens,
+    }
     config = TrainConfig.from_dict(
         {**study["train"], **{k: v for k, v in changes.items() if v is not None}, "threads": args.threads,
          "seed": 41, **({} if pool is not None else {"mix": 0.0})}
@@ -122,7 +132,8 @@ def main(argv=None) -> None:
 def _real_tokens(rollouts) -> int:
     """Prompt + completion tokens of every row, without padding."""
     return sum(
-        len(rollouts.prompt_ids[i // rollouts.group_size]) + len(ids) for i, ids in enumerate(rollouts.completion_ids)
+        len(rollouts.prompt_ids[i // rollouts.group_size]) + len(ids)
+        for i, ids in enumerate(rollouts.completion_ids)
     )
 
 

@@ -43,10 +43,9 @@ import pandas as pd
 import torch
 import transformers
 import yaml
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from projected_grpo.adapter import DEFAULT_TARGETS, attach_knobs, knob_modules
-from projected_grpo.evaluate import EvalConfig
+from projected_grpo.adapter import DEFAULT_TARGETS, knob_modules
+from projected_grpo.evaluate import EvalConfig, load_model
 from projected_grpo.grader import Submission, grade_all
 from projected_grpo.grpo import fixed_denominator
 from projected_grpo.io import atomic_write_text
@@ -104,9 +103,7 @@ class TimedSandbox:
 
 
 def load_policy(args, svd_cache):
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
-    attach_knobs(model, DEFAULT_TARGETS, svd_cache)
+    tokenizer, model = load_model(args.model, adapter_targets=DEFAULT_TARGETS, svd_cache=svd_cache)
     return tokenizer, model, knob_modules(model)
 
 

@@ -6,7 +6,6 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import torch
 
-from projected_grpo.adapter import attach_knobs
 from projected_grpo.basis import Basis
 from projected_grpo.capture import capture_table
 from projected_grpo.evaluate import load_model
@@ -17,8 +16,12 @@ from projected_grpo.problems import load_problems
 torch.set_num_threads(snakemake.threads)
 settings = dict(snakemake.params.extraction)
 targets = settings.pop("adapter_targets")
-tokenizer, model = load_model(snakemake.input.model, **snakemake.params.compute)
-attach_knobs(model, targets, snakemake.params.svd_cache)
+tokenizer, model = load_model(
+    snakemake.input.model,
+    **snakemake.params.compute,
+    adapter_targets=targets,
+    svd_cache=snakemake.params.svd_cache,
+)
 table = capture_table(
     model,
     tokenizer,

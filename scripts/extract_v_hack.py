@@ -6,7 +6,6 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import torch
 
-from projected_grpo.adapter import attach_knobs
 from projected_grpo.basis import basis_table, model_hash
 from projected_grpo.evaluate import load_model
 from projected_grpo.extraction import ExtractConfig, extract_basis
@@ -17,8 +16,12 @@ torch.set_num_threads(snakemake.threads)
 settings = dict(snakemake.params.extraction)
 targets = settings.pop("adapter_targets")
 config = ExtractConfig(**settings)
-tokenizer, model = load_model(snakemake.input.model, **snakemake.params.compute)
-attach_knobs(model, targets, snakemake.params.svd_cache)
+tokenizer, model = load_model(
+    snakemake.input.model,
+    **snakemake.params.compute,
+    adapter_targets=targets,
+    svd_cache=snakemake.params.svd_cache,
+)
 pairs = read_parquet(snakemake.input.pairs, "pairs file")
 meta = {
     "kind": snakemake.wildcards.kind,

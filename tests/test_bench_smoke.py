@@ -59,7 +59,9 @@ def test_bucket_bench_times_one_batch_and_length_buckets(micro_organism, tmp_pat
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
-    rows = {line[:36].strip(): line[36:].split() for line in out.read_text().split("\n\n")[1].splitlines()[1:]}
+    rows = {
+        line[:36].strip(): line[36:].split() for line in out.read_text().split("\n\n")[1].splitlines()[1:]
+    }
     assert set(rows) == {"one padded batch", *(f"length buckets, overhead {o}" for o in bench.OVERHEADS)}
     for name, (seconds, padded, batches) in rows.items():
         assert float(seconds) > 0 and float(batches) >= 1, name

@@ -178,19 +178,31 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_model(model_path: str | Path, device: str = "cpu", dtype: str = "float32"):
+def load_model(
+    model_path: str | Path,
+    device: str = "cpu",
+    dtype: str = "float32",
+    adapter_targets: Sequence[str] | None = None,
+    svd_cache: str | Path | None = None,
+):
     """(tokenizer, model) of a local HF causal-LM folder, eval mode, no network: weights
-    in ``dtype`` (one of ``DTYPES``) on ``device`` (one of ``DEVICES``)."""
+    in ``dtype`` (one of ``DTYPES``) on ``device`` (one of ``DEVICES``); with
+    ``adapter_targets``, the SVD knobs attached to the Linears they name
+    (``adapter.attach_knobs``, SVDs cached in ``svd_cache``)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .adapter import attach_knobs
 
     if dtype not in DTYPES:
         raise ValueError(f"compute.dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
     check_model_folder(model_path)
     target = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
-    return tokenizer, model.to(target).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(target).eval()
+    if adapter_targets is not None:
+        attach_knobs(model, adapter_targets, svd_cache)
+    return tokenizer, model
 
 
 def evaluate_model(

@@ -35,7 +35,6 @@ from . import checkpoint, monitor
 from .adapter import (
     DEFAULT_TARGETS,
     AdapterError,
-    attach_knobs,
     group_grads,
     knob_modules,
     knobs_zeroed,
@@ -229,8 +228,9 @@ class Trainer:
         check_projection_inputs(config.projection_config, basis, refresh)
         torch.set_num_threads(config.threads)
         seed_everything(config.seed)
-        tokenizer, model = load_model(model_path, config.device, config.dtype)
-        attach_knobs(model, config.adapter_targets, svd_cache)
+        tokenizer, model = load_model(
+            model_path, config.device, config.dtype, config.adapter_targets, svd_cache
+        )
         modules = knob_modules(model)
         optimizer = torch.optim.AdamW(
             [
