@@ -107,8 +107,9 @@ def pack(rollouts: Rollouts, rows: list[int], pad_id: int) -> tuple[torch.Tensor
     return pack_sequences(prompts, [rollouts.completion_ids[i] for i in rows], pad_id)
 
 
-# The fixed cost of one extra forward + backward (one more packed batch), in padded tokens:
-# measured on the CPU organism (bench/bench_train_step.py); it only decides the partition.
+# The fixed cost of one more forward + backward (one more packed batch), in padded tokens. It
+# only decides the partition, never the gradient; on the CPU organism 128 and 512 tie and
+# 2048 is slower (bench/bench_buckets.py -> bench/buckets.txt).
 BATCH_OVERHEAD_TOKENS = 512
 
 
