@@ -131,8 +131,8 @@ def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere
         if msg.startswith("step 3/"):
             raise KeyboardInterrupt
 
-    def run(log=lambda msg: None, threads=config.threads):
-        return train(replace(config, threads=threads), micro_organism, PROBLEMS, frame, out, svd_cache=tmp_path / "svd",
+    def run(log=lambda msg: None):
+        return train(config, micro_organism, PROBLEMS, frame, out, svd_cache=tmp_path / "svd",
                      workers=1, log=log, checkpoint_dir=kept)  # fmt: skip
 
     with pytest.raises(KeyboardInterrupt):
@@ -140,14 +140,14 @@ def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere
     assert (kept / "checkpoint.pt").is_file() and not (out / "checkpoint.pt").exists()
     shutil.rmtree(out, ignore_errors=True)
     messages = []
-    resumed = run(messages.append, threads=config.threads + 1)
+    resumed = run(messages.append)
     assert any(m.startswith("resumed from") for m in messages)
     pd.testing.assert_frame_equal(resumed.drop(columns=WALL), whole.drop(columns=WALL))
     assert not (kept / "checkpoint.pt").exists()
 
 
 def test_a_checkpoint_from_other_inputs_is_refused_or_discarded(micro_organism, pool, tmp_path):
-    """Same config, another teacher pool: resuming would mix two runs."""
+    """Same config, another teacher pool (or thread count): resuming would mix two runs."""
     from projected_grpo.checkpoint import CheckpointError
 
     config = TrainConfig.from_dict(SETTINGS)
@@ -167,6 +167,11 @@ def test_a_checkpoint_from_other_inputs_is_refused_or_discarded(micro_organism, 
         run(first, die_after_step_two)
     with pytest.raises(CheckpointError, match="another training configuration"):
         run(other)
+    with pytest.raises(
+        CheckpointError, match="another training configuration"
+    ):  # rows can differ by thread count
+        train(replace(config, threads=config.threads + 1), micro_organism, PROBLEMS, first, out,
+              svd_cache=tmp_path / "svd", workers=1)  # fmt: skip
     restarted = run(other, restart_stale=True)
     fresh = train(
         config, micro_organism, PROBLEMS, other, tmp_path / "fresh", svd_cache=tmp_path / "svd", workers=1

@@ -353,8 +353,10 @@ def train(
     if pool is not None:
         pool = restrict_to_modes(pool, config.known_modes)  # the fold's pool (SPEC §7)
     record = asdict(config)
-    # A checkpoint resumes under any thread count (the rows do not depend on it).
-    key = {k: v for k, v in record.items() if k != "threads"}
+    # The thread count is part of the key: a sampled token can flip between 1 and 2 threads
+    # (a near-tie on a last-bit logit difference), so a resume under another count would
+    # not continue the same run.
+    key = dict(record)
     key["inputs"] = inputs_fingerprint(model_path, pool, basis, reference)
     rows: list[dict] = []
     try:  # before the model loads: a checkpoint that cannot be used fails fast
