@@ -60,11 +60,15 @@ def time_backward(run: Trainer, rollouts, batches: list[list[int]], config: Trai
     """(seconds, padded tokens) of ``train._backward`` over ``batches``."""
     denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
     pad_id = pad_token_id(run.tokenizer)
+    advantages = torch.linspace(
+        -1.0, 1.0, len(rollouts.source)
+    )  # per row of the step, the same in every case
     run.model.zero_grad(set_to_none=True)
     start = time.perf_counter()
     for rows in batches:
-        advantages = torch.linspace(-1.0, 1.0, len(rows))
-        train_module._backward(run.model, run.tokenizer, rollouts, rows, advantages, denominator, config)
+        train_module._backward(
+            run.model, run.tokenizer, rollouts, rows, advantages[rows], denominator, config
+        )
     seconds = time.perf_counter() - start
     return seconds, sum(pack(rollouts, rows, pad_id)[0].numel() for rows in batches)
 
@@ -100,10 +104,12 @@ def main(argv=None) -> None:
         for rollouts in steps:
             rows = list(range(len(rollouts.source)))
             cases = {"one padded batch": [rows]}
-            for overhead in OVERHEADS:
-                rollouts_module.BATCH_OVERHEAD_TOKENS = overhead
-                cases[f"length buckets, overhead {overhead}"] = length_buckets(rollouts, rows)
-            rollouts_module.BATCH_OVERHEAD_TOKENS = default
+            try:
+                for overhead in OVERHEADS:
+                    rollouts_module.BATCH_OVERHEAD_TOKENS = overhead
+                    cases[f"length buckets, overhead {overhead}"] = length_buckets(rollouts, rows)
+            finally:
+                rollouts_module.BATCH_OVERHEAD_TOKENS = default
             for name, batches in cases.items():
                 time_backward(run, rollouts, batches, config)  # warm-up
                 seconds, padded = time_backward(run, rollouts, batches, config)

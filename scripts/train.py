@@ -11,7 +11,8 @@ from projected_grpo.problems import load_problems
 from projected_grpo.sandbox import Limits
 from projected_grpo.train import TrainConfig, refresher, train
 
-# The job's threads (train.threads, or `--set-threads train=N`): a run's rows do not depend on them.
+# The job's threads (train.threads, or `--set-threads train=N`): part of the run's identity (a
+# sampled token can flip between thread counts), so `make study` always passes 1.
 config = TrainConfig.from_dict({**snakemake.params.train, "threads": snakemake.threads})
 problems = load_problems(snakemake.input.problems)
 # train() restricts the pool to the fold's known modes (SPEC §7).
@@ -37,5 +38,5 @@ train(
     reference=reference,
     refresh=refresh,
     checkpoint_dir=snakemake.params.checkpoint_dir,
-    restart_stale=True,  # inputs changed since the kill (new V, organism, pool): start over
+    restart_stale=True,  # inputs or thread count changed since the kill (new V, organism, pool): start over
 )

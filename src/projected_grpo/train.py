@@ -128,7 +128,9 @@ class TrainConfig:
         if self.checkpoint_every < 1:
             problems.append("checkpoint_every >= 1")
         if self.micro_batch < 0:
-            problems.append(f"micro_batch >= 0 (0: every row at once; got {self.micro_batch})")
+            problems.append(
+                f"micro_batch >= 0 (0: no cap on the rows per length bucket; got {self.micro_batch})"
+            )
         unknown = set(self.eval) - {f.name for f in fields(EvalConfig)}
         if unknown:
             problems.append(f"eval keys among EvalConfig fields (unknown: {sorted(unknown)})")
