@@ -7,7 +7,7 @@ max_new_tokens 160) from the organism, then times the loss forward + backward th
 runs (``train._backward``: the KL reference forward, the forward with split knob views and
 the backward) over every row of each step, once as one padded batch and once per length
 bucket, for several values of the per-batch overhead the partition assumes
-(``rollouts.BATCH_OVERHEAD_TOKENS``). The gradient is the same in every case (the fixed
+(``overhead_tokens``; the trainer's is ``rollouts.BATCH_OVERHEAD_TOKENS``). The gradient is the same in every case (the fixed
 denominator makes the loss a sum over rows); only time and padding differ.
 """
 
@@ -23,12 +23,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from projected_grpo import rollouts as rollouts_module
 from projected_grpo import train as train_module
 from projected_grpo.grpo import fixed_denominator
 from projected_grpo.io import atomic_write_text, read_parquet
 from projected_grpo.problems import load_problem_set
-from projected_grpo.rollouts import collect, length_buckets, pack
+from projected_grpo.rollouts import BATCH_OVERHEAD_TOKENS, collect, length_buckets, pack
 from projected_grpo.sampler import SamplingConfig, pad_token_id
 from projected_grpo.sandbox import Limits, Sandbox
 from projected_grpo.train import TrainConfig, Trainer, check_inputs
@@ -60,9 +59,8 @@ def time_backward(run: Trainer, rollouts, batches: list[list[int]], config: Trai
     """(seconds, padded tokens) of ``train._backward`` over ``batches``."""
     denominator = fixed_denominator(config.group_size, config.max_new_tokens, config.prompts_per_step)
     pad_id = pad_token_id(run.tokenizer)
-    advantages = torch.linspace(
-        -1.0, 1.0, len(rollouts.source)
-    )  # per row of the step, the same in every case
+    # one advantage per row of the step, the same whatever the batching
+    advantages = torch.linspace(-1.0, 1.0, len(rollouts.source))
     run.model.zero_grad(set_to_none=True)
     start = time.perf_counter()
     for rows in batches:
@@ -100,16 +98,11 @@ def main(argv=None) -> None:
                 for _ in range(args.steps)
             ]  # fmt: skip
         results: dict[str, list[tuple[float, int, int]]] = {}
-        default = rollouts_module.BATCH_OVERHEAD_TOKENS
         for rollouts in steps:
             rows = list(range(len(rollouts.source)))
             cases = {"one padded batch": [rows]}
-            try:
-                for overhead in OVERHEADS:
-                    rollouts_module.BATCH_OVERHEAD_TOKENS = overhead
-                    cases[f"length buckets, overhead {overhead}"] = length_buckets(rollouts, rows)
-            finally:
-                rollouts_module.BATCH_OVERHEAD_TOKENS = default
+            for overhead in OVERHEADS:
+                cases[f"length buckets, overhead {overhead}"] = length_buckets(rollouts, rows, 0, overhead)
             for name, batches in cases.items():
                 time_backward(run, rollouts, batches, config)  # warm-up
                 seconds, padded = time_backward(run, rollouts, batches, config)
@@ -121,7 +114,7 @@ def main(argv=None) -> None:
         f"{config.group_size}, mix {config.mix}, max_new_tokens {config.max_new_tokens}, KL beta {config.kl_beta}; "
         f"torch threads {args.threads}; every row of each step back-propagated; the timed pass after a warm-up pass",
         f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-        f"default overhead (rollouts.BATCH_OVERHEAD_TOKENS) {default}",
+        f"default overhead (rollouts.BATCH_OVERHEAD_TOKENS) {BATCH_OVERHEAD_TOKENS}",
         f"real (unpadded) tokens per step: {real:.0f}",
         "",
         f"{'batching':36s} {'mean s/step':>11s} {'padded tokens':>14s} {'batches':>8s}",

@@ -20,22 +20,30 @@ def _bench_module(name: str):
     return module
 
 
-def test_train_step_bench_times_ours_and_the_original_style_loop(micro_organism, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "bench_train_step", None)  # restored (removed) after the test
-    bench = _bench_module("bench_train_step")
-    out = tmp_path / "train_step.txt"
+def _run_bench(name: str, organism, tmp_path, monkeypatch, extra: list[str]):
+    """Run ``bench/<name>.py`` for one step on ``organism`` without a pool, on one thread (the
+    thread count restored after); returns (the module, the text it wrote)."""
+    monkeypatch.setitem(sys.modules, name, None)  # restored (removed) after the test
+    bench = _bench_module(name)
+    out = tmp_path / f"{name}.txt"
     threads = torch.get_num_threads()
     try:
         bench.main(
             [
-                "--model", str(micro_organism), "--pool", str(tmp_path / "absent.parquet"), "--out", str(out),
-                "--steps", "1", "--prompts", "2", "--group", "2", "--max-new-tokens", "8", "--skip", "trl",
-                "--config", str(BENCH.parent / "config.yaml"), "--threads", "1",
+                "--model", str(organism), "--pool", str(tmp_path / "absent.parquet"), "--out", str(out),
+                "--steps", "1", "--config", str(BENCH.parent / "config.yaml"), "--threads", "1", *extra,
             ]
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
-    text = out.read_text()
+    return bench, out.read_text()
+
+
+def test_train_step_bench_times_ours_and_the_original_style_loop(micro_organism, tmp_path, monkeypatch):
+    _, text = _run_bench(
+        "bench_train_step", micro_organism, tmp_path, monkeypatch,
+        ["--prompts", "2", "--group", "2", "--max-new-tokens", "8", "--skip", "trl"],
+    )  # fmt: skip
     for method in ("ours mix=0.5", "ours mix=0", "original-style mix=0.5"):
         line = next(line for line in text.splitlines() if line.startswith(method))
         mean_s = float(line[len(method) :].split()[0])
@@ -45,23 +53,11 @@ def test_train_step_bench_times_ours_and_the_original_style_loop(micro_organism,
 
 
 def test_bucket_bench_times_one_batch_and_length_buckets(micro_organism, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "bench_buckets", None)
-    bench = _bench_module("bench_buckets")
-    out = tmp_path / "buckets.txt"
-    threads = torch.get_num_threads()
-    try:
-        bench.main(
-            [
-                "--model", str(micro_organism), "--pool", str(tmp_path / "absent.parquet"), "--out", str(out),
-                "--steps", "1", "--prompts", "2", "--group", "4", "--max-new-tokens", "12",
-                "--config", str(BENCH.parent / "config.yaml"), "--threads", "1",
-            ]
-        )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
-    rows = {
-        line[:36].strip(): line[36:].split() for line in out.read_text().split("\n\n")[1].splitlines()[1:]
-    }
+    bench, text = _run_bench(
+        "bench_buckets", micro_organism, tmp_path, monkeypatch,
+        ["--prompts", "2", "--group", "4", "--max-new-tokens", "12"],
+    )  # fmt: skip
+    rows = {line[:36].strip(): line[36:].split() for line in text.split("\n\n")[1].splitlines()[1:]}
     assert set(rows) == {"one padded batch", *(f"length buckets, overhead {o}" for o in bench.OVERHEADS)}
     for name, (seconds, padded, batches) in rows.items():
         assert float(seconds) > 0 and float(batches) >= 1, name

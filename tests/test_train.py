@@ -269,11 +269,11 @@ def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monk
     """The fixed denominator makes the loss a sum over rows: backward in length buckets
     (uncapped with no per-batch overhead, or at most 3 rows each) accumulates the same dS gradient and the same
     per-group split as one backward over every kept row."""
+    import functools
     import random
 
     import torch
 
-    from projected_grpo import rollouts as rollouts_module
     from projected_grpo import train as train_module
     from projected_grpo.adapter import knob_modules
     from projected_grpo.rollouts import collect, length_buckets
@@ -297,7 +297,8 @@ def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monk
                            sandbox)  # fmt: skip
     rewards = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]])  # both groups kept: 8 rows
     results, sizes = {}, {}
-    monkeypatch.setattr(rollouts_module, "BATCH_OVERHEAD_TOKENS", 0)  # uncapped buckets split too
+    # no per-batch overhead, so the uncapped buckets split too
+    monkeypatch.setattr(train_module, "length_buckets", functools.partial(length_buckets, overhead_tokens=0))
     for size in ("one", 0, 3):
         with monkeypatch.context() as patch:
             if size == "one":  # the reference: every kept row in one forward + backward
@@ -308,7 +309,9 @@ def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monk
                                         TrainConfig.from_dict({**SETTINGS, "micro_batch": 0 if size == "one" else size}))  # fmt: skip
         grads = {n: m.dS.grad.clone() for n, m in knob_modules(run.model).items()}
         results[size], sizes[size] = (loss, split, kept, grads), list(chunks)
-    assert sizes["one"] == [8] and sizes[3] == list(map(len, length_buckets(rollouts, list(range(8)), 3)))
+    assert sizes["one"] == [8] and sizes[3] == list(
+        map(len, length_buckets(rollouts, list(range(8)), 3, overhead_tokens=0))
+    )
     assert (
         sum(sizes[0]) == sum(sizes[3]) == 8
         and len(sizes[0]) > 1

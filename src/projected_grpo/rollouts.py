@@ -113,10 +113,12 @@ def pack(rollouts: Rollouts, rows: list[int], pad_id: int) -> tuple[torch.Tensor
 BATCH_OVERHEAD_TOKENS = 512
 
 
-def length_buckets(rollouts: Rollouts, rows: list[int], max_rows: int = 0) -> list[list[int]]:
+def length_buckets(
+    rollouts: Rollouts, rows: list[int], max_rows: int = 0, overhead_tokens: int = BATCH_OVERHEAD_TOKENS
+) -> list[list[int]]:
     """``rows`` split into micro-batches (``pack`` pads each to its own longest prompt and
     completion) of at most ``max_rows`` rows (0: no cap): rows sorted by length, cut where
-    the padded tokens plus ``BATCH_OVERHEAD_TOKENS`` per batch are least (exact, by dynamic
+    the padded tokens plus ``overhead_tokens`` per batch are least (exact, by dynamic
     programming over the sorted order). Every row is in exactly one batch; the order is
     deterministic (ties by row index)."""
     prompt_len = [len(rollouts.prompt_ids[i // rollouts.group_size]) for i in rows]
@@ -129,7 +131,7 @@ def length_buckets(rollouts: Rollouts, rows: list[int], max_rows: int = 0) -> li
         for start in range(end - 1, max(end - cap, 0) - 1, -1):
             width_p = max(width_p, prompt_len[order[start]])
             width_t = max(width_t, completion_len[order[start]])
-            cost = best[start] + (end - start) * (width_p + width_t) + BATCH_OVERHEAD_TOKENS
+            cost = best[start] + (end - start) * (width_p + width_t) + overhead_tokens
             if cost < best[end]:
                 best[end], cut[end] = cost, start
     batches, end = [], len(rows)
