@@ -1,6 +1,7 @@
 # Two entry points from a fresh clone (see README):
-#   make study   -- create .venv, install, run the study (snakemake on config.yaml)
-#   make test    -- create .venv, install, lint and run the tests
+#   make study      -- create .venv, install, run the study (snakemake on config.yaml)
+#   make test       -- create .venv, install, lint and run every test (what CI runs)
+#   make test-fast  -- the quick tier for the edit-test loop: lint, then the tests not marked `dag` or `slow`
 PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
@@ -13,15 +14,20 @@ $(INSTALLED): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(INSTALLED)
 
-.PHONY: study test
+.PHONY: study test test-fast lint
 study: $(INSTALLED)
 	$(VENV)/bin/snakemake --cores $(CORES) --set-threads train=1 --rerun-incomplete
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
-	$(VENV)/bin/python -m projected_grpo.benchmarks results/benchmarks --out results/tables/benchmarks.md
+	$(VENV)/bin/pgrpo-benchmarks results/benchmarks --out results/tables/benchmarks.md
 
-test: $(INSTALLED)
+lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/snakefmt --check Snakefile rules
 	$(VENV)/bin/snakemake --lint
-	$(VENV)/bin/pytest -q
+
+test: lint
+	$(VENV)/bin/pytest -q --durations=15
+
+test-fast: lint
+	$(VENV)/bin/pytest -q -m "not dag and not slow"

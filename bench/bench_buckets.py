@@ -23,14 +23,14 @@ from pathlib import Path
 import torch
 import yaml
 
-from projected_grpo import train as train_module
-from projected_grpo.grpo import fixed_denominator
-from projected_grpo.io import atomic_write_text, read_parquet
-from projected_grpo.problems import load_problem_set
-from projected_grpo.rollouts import BATCH_OVERHEAD_TOKENS, collect, length_buckets, pack
-from projected_grpo.sampler import SamplingConfig, pad_token_id
-from projected_grpo.sandbox import Limits, Sandbox
-from projected_grpo.train import TrainConfig, Trainer, check_inputs
+from projected_grpo.core.io import atomic_write_text, read_parquet
+from projected_grpo.environment.problem_set import load_problem_set
+from projected_grpo.environment.sandbox import Limits, Sandbox
+from projected_grpo.policy.sampler import SamplingConfig, pad_token_id
+from projected_grpo.training import train as train_module
+from projected_grpo.training.grpo import fixed_denominator
+from projected_grpo.training.rollouts import BATCH_OVERHEAD_TOKENS, collect, length_buckets, pack
+from projected_grpo.training.train import TrainConfig, Trainer, check_inputs
 
 OVERHEADS = (128, 512, 2048)
 
@@ -85,8 +85,8 @@ def main(argv=None) -> None:
         {**study["train"], **{k: v for k, v in changes.items() if v is not None}, "threads": args.threads,
          "seed": 41, **({} if pool is not None else {"mix": 0.0})}
     )  # fmt: skip
-    problems = load_problem_set(study.get("problems", "builtin"))
-    limits = Limits(wall_s=float(study["sandbox"]["wall_s"]), cpu_s=float(study["sandbox"]["cpu_s"]))
+    problems = load_problem_set(study.get("problems", "builtin"), study.get("bank"))
+    limits = Limits.from_config(study["sandbox"])
     with tempfile.TemporaryDirectory() as svd_cache:
         run = Trainer.create(config, args.model, svd_cache)
         train_set = check_inputs(config, problems, pool)

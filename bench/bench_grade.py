@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from projected_grpo.families import builtin_bank
-from projected_grpo.grader import Submission, grade_all
-from projected_grpo.io import atomic_write_text
-from projected_grpo.sandbox import Sandbox, describe_isolation
-from projected_grpo.selfcheck import diagonal_cases
+from projected_grpo.core.io import atomic_write_text
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.grader import Submission, grade_all
+from projected_grpo.environment.sandbox import Sandbox, describe_isolation
+from projected_grpo.environment.selfcheck import diagonal_cases
 
 OUT = Path(__file__).with_name("grade.txt")
 

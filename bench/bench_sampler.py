@@ -26,8 +26,8 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from projected_grpo.io import atomic_write_text
-from projected_grpo.sampler import SamplingConfig, sample
+from projected_grpo.core.io import atomic_write_text
+from projected_grpo.policy.sampler import SamplingConfig, sample
 
 OUT = Path(__file__).with_name("sampler.txt")
 BATCH, NEW_TOKENS, THREADS, REPEATS = 64, 128, 2, 5
@@ -142,7 +142,7 @@ def main() -> None:
     ]
     seconds, tokens = _time(
         {
-            "projected_grpo.sampler.sample": ours,
+            "projected_grpo.policy.sampler.sample": ours,
             "  same, stop rule checked": ours_with_stop_check,
             "transformers model.generate": hf_generate,
         }

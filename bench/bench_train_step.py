@@ -44,17 +44,19 @@ import torch
 import transformers
 import yaml
 
-from projected_grpo.adapter import DEFAULT_TARGETS, knob_modules
-from projected_grpo.evaluate import EvalConfig, load_model
-from projected_grpo.grader import Submission, grade_all
-from projected_grpo.grpo import fixed_denominator
-from projected_grpo.io import atomic_write_text
-from projected_grpo.pool import build_pool, train_problems
-from projected_grpo.problems import load_problem_set
-from projected_grpo.prompts import build_messages, render_prompt
-from projected_grpo.sandbox import Limits, Sandbox
-from projected_grpo.schedule import warmup_cosine
-from projected_grpo.train import TrainConfig, Trainer, seed_everything
+from projected_grpo.core.io import atomic_write_text
+from projected_grpo.core.schedule import warmup_cosine
+from projected_grpo.environment.grader import Submission, grade_all
+from projected_grpo.environment.problem_set import load_problem_set
+from projected_grpo.environment.problems import train_problems
+from projected_grpo.environment.prompts import build_messages, render_prompt
+from projected_grpo.environment.sandbox import Limits, Sandbox
+from projected_grpo.policy.adapter import DEFAULT_TARGETS, knob_modules
+from projected_grpo.policy.evaluate import EvalConfig
+from projected_grpo.policy.loading import load_model
+from projected_grpo.pool.teacher import build_pool
+from projected_grpo.training.grpo import fixed_denominator
+from projected_grpo.training.train import TrainConfig, Trainer, seed_everything
 
 VARIANT = "loophole"
 TARGETS = (
@@ -79,12 +81,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=41)
     parser.add_argument("--skip", nargs="*", default=[], choices=["ours", "trl", "original"])
     parser.add_argument(
-        "--config", default="config.yaml", help="the study config: sandbox limits, train.steps"
+        "--config",
+        default="config.yaml",
+        help="the study config: sandbox limits, train.steps, the problem set",
     )
     args = parser.parse_args(argv)
     study = yaml.safe_load(Path(args.config).read_text())
-    args.limits = Limits(wall_s=float(study["sandbox"]["wall_s"]), cpu_s=float(study["sandbox"]["cpu_s"]))
+    args.limits = Limits.from_config(study["sandbox"])
     args.run_steps = int(study["train"]["steps"])
+    args.problems = load_problem_set(study.get("problems", "builtin"), study.get("bank"))
     return args
 
 
@@ -328,7 +333,7 @@ def report(args, results: dict[str, list[tuple]], pool_source: str, load: tuple[
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_set = train_problems(load_problem_set("builtin"))
+    train_set = train_problems(args.problems)
     rng = random.Random(args.seed)
     batches = [rng.sample(train_set, args.prompts) for _ in range(args.steps + 1)]
     used = list({p.problem_id: p for b in batches for p in b}.values())

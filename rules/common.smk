@@ -1,6 +1,7 @@
 # Shared helpers: target lists for `rule all`, per-organism and per-run settings, and the
 # start-up checks of everything a user gives (config values, model folders, problem file).
 import os
+import sys
 
 # Jobs import the package from this checkout's src/ (what the editable install in .venv
 # points at too), so each envs/*.yaml holds only its rules' third-party packages
@@ -9,6 +10,10 @@ SRC = os.path.join(workflow.basedir, "src")
 if os.path.isdir(SRC) and SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     # set, not required: hence no `envvars:` (the linter reads os.environ[...] as a requirement)
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
+if SRC not in sys.path:  # and so does this process: start-up checks and the modes come from the package
+    sys.path.insert(0, SRC)
+
+from projected_grpo.environment.modes import MODES
 
 # The student and the teacher: a local HF model folder (config <role>.model) or, when
 # that is null, an organism built by rule build_organism. Base rates are measured for the
@@ -21,7 +26,6 @@ GPUS = 0 if COMPUTE["device"] == "cpu" else 1
 ARMS = list(config["arms"])
 SEEDS = [int(s) for s in config["seeds"]]
 FOLDS = list(config["method"]["folds"])
-MODES = ["run_tests", "sentinel", "stdout_marker", "file_marker"]
 # Columns of results/tables/arms.* (stats.run_row names): rates, then projection health.
 TABLE_METRICS = [
     "hack_end", "solve_end", "format_ok_end",
@@ -81,7 +85,7 @@ def known_modes(fold):
     """Modes the fold's weak detector knows: all of them, or all but the held-out one
     (fold `without_<mode>`)."""
     if fold == "all":
-        return MODES
+        return list(MODES)
     held_out = fold.removeprefix("without_")
     if not fold.startswith("without_") or held_out not in MODES:
         raise ValueError(f"config method.folds: {fold!r} is not 'all' or 'without_<mode>' (modes: {MODES})")
@@ -89,13 +93,12 @@ def known_modes(fold):
 
 
 def extraction_settings():
-    """ExtractConfig fields (+ adapter targets): config['method']['extraction'] with the
-    live loss's temperature and max_new_tokens."""
+    """ExtractConfig fields: config['method']['extraction'] with the live loss's
+    temperature and max_new_tokens."""
     train = config["train"]
     return config["method"]["extraction"] | {
         "temperature": train["temperature"],
         "max_new_tokens": train["max_new_tokens"],
-        "adapter_targets": train["adapter_targets"],
     }
 
 
@@ -157,13 +160,12 @@ def check_inputs():
     """What the user gave, checked before any job: the model folders, the problem file and
     the settings the jobs will build (organism, pairs, extraction, every run's TrainConfig),
     each error naming its config key."""
-    from projected_grpo.evaluate import check_model_folder
-    from projected_grpo.extraction import ExtractConfig
-    from projected_grpo.families import builtin_bank
-    from projected_grpo.organism import OrganismConfig
-    from projected_grpo.pairs import PairsConfig
-    from projected_grpo.problems import BUILTIN, load_problems
-    from projected_grpo.train import TrainConfig
+    from projected_grpo.environment.problem_set import load_problem_set
+    from projected_grpo.method.extraction import ExtractConfig
+    from projected_grpo.organism.pretrain import OrganismConfig
+    from projected_grpo.policy.loading import check_model_folder
+    from projected_grpo.pool.pairs import PairsConfig
+    from projected_grpo.training.train import TrainConfig
 
     for role in ROLES:
         if config[role]["model"] is not None:
@@ -174,15 +176,12 @@ def check_inputs():
                 organism_config(role),
                 "organism" if role == "student" else "teacher.organism",
             )
-    if config["problems"] == BUILTIN:
-        problems = builtin_bank(**config["bank"])
-    else:
-        problems = build(load_problems, config["problems"], "problems")
+    problems = build(lambda spec: load_problem_set(spec, config["bank"]), config["problems"], "problems")
     n_train = sum(p.split == "train" for p in problems)
     build(PairsConfig.from_dict, config["method"]["pairs"], "method.pairs")
     build(
         lambda raw: ExtractConfig(**raw),
-        {k: v for k, v in extraction_settings().items() if k != "adapter_targets"},
+        extraction_settings(),
         "method.extraction",
     )
 
@@ -200,7 +199,7 @@ def check_inputs():
             )
 
     # `train` first, so a bad base setting is reported under its own key, not an arm's
-    check_run(config["train"] | {"seed": SEEDS[0], "known_modes": MODES, **COMPUTE}, "train")
+    check_run(config["train"] | {"seed": SEEDS[0], "known_modes": list(MODES), **COMPUTE}, "train")
     for fold in FOLDS:
         for arm in ARMS:
             if runs_in(arm, fold):

@@ -43,6 +43,7 @@ rule extract_v_hack:
         gpu=GPUS,
     params:
         extraction=extraction_settings(),
+        adapter_targets=config["train"]["adapter_targets"],
         svd_cache="results/cache/svd",
         compute=COMPUTE,
     script:
@@ -82,6 +83,7 @@ rule basis_capture:
         gpu=GPUS,
     params:
         extraction=extraction_settings(),
+        adapter_targets=config["train"]["adapter_targets"],
         svd_cache="results/cache/svd",
         compute=COMPUTE,
     script:

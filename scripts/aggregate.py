@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from projected_grpo.io import atomic_path, atomic_write_parquet, atomic_write_text
-from projected_grpo.plots import lomo_figure, substrate_caption, table_figure, tradeoff_figure
-from projected_grpo.stats import (
+from projected_grpo.core.io import atomic_path, atomic_write_parquet, atomic_write_text
+from projected_grpo.study.plots import lomo_figure, substrate_caption, table_figure, tradeoff_figure
+from projected_grpo.study.stats import (
     arm_cells,
     arm_table,
     lomo_table,
@@ -21,7 +21,7 @@ from projected_grpo.stats import (
     run_row,
     with_deployed_rows,
 )
-from projected_grpo.verdict import markdown_verdict, verdict_table
+from projected_grpo.study.verdict import markdown_verdict, verdict_table
 
 summary = pd.DataFrame([run_row(run) for run in snakemake.input.runs])
 atomic_write_parquet(summary, snakemake.output.summary)

@@ -8,8 +8,8 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import pandas as pd
 
-from projected_grpo.io import atomic_path
-from projected_grpo.plots import arm_curves_figure, cin_figure, substrate_caption
+from projected_grpo.core.io import atomic_path
+from projected_grpo.study.plots import arm_curves_figure, cin_figure, substrate_caption
 
 runs = [Path(r) for r in snakemake.input.runs]
 steps = pd.concat(

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from projected_grpo.organism import OrganismConfig, build_organism
+from projected_grpo.organism.pretrain import OrganismConfig, build_organism
 
 config = OrganismConfig.from_dict(snakemake.params.organism)
 record = build_organism(config, snakemake.output[0])

@@ -4,10 +4,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from projected_grpo.io import atomic_write_parquet, read_parquet
-from projected_grpo.pairs import PairsConfig, build_pairs, nonhack_pairs, shuffle_labels
-from projected_grpo.pool import restrict_to_modes
-from projected_grpo.problems import load_problems
+from projected_grpo.core.io import atomic_write_parquet, read_parquet
+from projected_grpo.environment.problems import load_problems
+from projected_grpo.pool.pairs import PairsConfig, build_pairs, nonhack_pairs, shuffle_labels
+from projected_grpo.pool.teacher import restrict_to_modes
 
 known = snakemake.params.known_modes
 config = PairsConfig.from_dict(snakemake.params.pairs)

@@ -4,11 +4,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from projected_grpo.evaluate import EvalConfig
-from projected_grpo.io import atomic_write_parquet
-from projected_grpo.pool import build_pool
-from projected_grpo.problems import load_problems
-from projected_grpo.sandbox import Limits
+from projected_grpo.core.io import atomic_write_parquet
+from projected_grpo.environment.problems import load_problems
+from projected_grpo.environment.sandbox import Limits
+from projected_grpo.policy.evaluate import EvalConfig
+from projected_grpo.pool.teacher import build_pool
 
 pool = build_pool(
     snakemake.input.model,
@@ -16,7 +16,7 @@ pool = build_pool(
     snakemake.params.n_per_problem,
     EvalConfig(**snakemake.params.sampling),
     snakemake.threads,
-    Limits(wall_s=snakemake.params.sandbox["wall_s"], cpu_s=snakemake.params.sandbox["cpu_s"]),
+    Limits.from_config(snakemake.params.sandbox),
     **snakemake.params.compute,
 )
 atomic_write_parquet(pool, snakemake.output[0])

@@ -4,10 +4,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from projected_grpo.families import builtin_bank
-from projected_grpo.problems import BUILTIN, load_problems, write_problems
+from projected_grpo.environment.problem_set import load_problem_set
+from projected_grpo.environment.problems import write_problems
 
 spec, bank = snakemake.params.problems, snakemake.params.bank
-problems = builtin_bank(**bank) if spec == BUILTIN else load_problems(spec)
+problems = load_problem_set(spec, bank)
 write_problems(problems, snakemake.output[0])
 print(f"wrote {len(problems)} problems from {spec}", file=sys.stderr)

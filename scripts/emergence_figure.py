@@ -9,9 +9,9 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import pandas as pd
 
-from projected_grpo.io import atomic_path, atomic_write_text
-from projected_grpo.plots import emergence_figure, substrate_caption
-from projected_grpo.stats import emergence_checks, run_summary
+from projected_grpo.core.io import atomic_path, atomic_write_text
+from projected_grpo.study.plots import emergence_figure, substrate_caption
+from projected_grpo.study.stats import emergence_checks, run_summary
 
 frames, table = [], []
 for run in map(Path, snakemake.input.runs):

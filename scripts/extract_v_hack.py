@@ -6,20 +6,18 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import torch
 
-from projected_grpo.basis import basis_table, model_hash
-from projected_grpo.evaluate import load_model
-from projected_grpo.extraction import ExtractConfig, extract_basis
-from projected_grpo.io import atomic_write_parquet, read_parquet
-from projected_grpo.problems import load_problems
+from projected_grpo.core.io import atomic_write_parquet, read_parquet
+from projected_grpo.environment.problems import load_problems
+from projected_grpo.method.basis import basis_table, model_hash
+from projected_grpo.method.extraction import ExtractConfig, extract_basis
+from projected_grpo.policy.loading import load_model
 
 torch.set_num_threads(snakemake.threads)
-settings = dict(snakemake.params.extraction)
-targets = settings.pop("adapter_targets")
-config = ExtractConfig(**settings)
+config = ExtractConfig(**snakemake.params.extraction)
 tokenizer, model = load_model(
     snakemake.input.model,
     **snakemake.params.compute,
-    adapter_targets=targets,
+    adapter_targets=snakemake.params.adapter_targets,
     svd_cache=snakemake.params.svd_cache,
 )
 pairs = read_parquet(snakemake.input.pairs, "pairs file")

@@ -6,16 +6,16 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from projected_grpo.evaluate import EvalConfig, evaluate_model
-from projected_grpo.io import atomic_write_parquet, atomic_write_text
-from projected_grpo.organism import base_rate_checks, sample_completions_markdown
-from projected_grpo.problems import load_problems
-from projected_grpo.sandbox import Limits
+from projected_grpo.core.io import atomic_write_parquet, atomic_write_text
+from projected_grpo.environment.problems import load_problems
+from projected_grpo.environment.sandbox import Limits
+from projected_grpo.organism.pretrain import base_rate_checks, sample_completions_markdown
+from projected_grpo.policy.evaluate import EvalConfig, evaluate_model
 
 out = snakemake.output
 problems = load_problems(snakemake.input.problems)
 config = EvalConfig(**snakemake.params.evaluation)
-limits = Limits(wall_s=snakemake.params.sandbox["wall_s"], cpu_s=snakemake.params.sandbox["cpu_s"])
+limits = Limits.from_config(snakemake.params.sandbox)
 compute = snakemake.params.compute
 graded, summary = evaluate_model(
     snakemake.input.model, problems, config, snakemake.threads, limits, compute["device"], compute["dtype"]

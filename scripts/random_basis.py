@@ -4,8 +4,8 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from projected_grpo.basis import Basis, basis_table, random_basis
-from projected_grpo.io import atomic_write_parquet
+from projected_grpo.core.io import atomic_write_parquet
+from projected_grpo.method.basis import Basis, basis_table, random_basis
 
 real = Basis.load(snakemake.input.real)
 widths = {name: v.shape[1] for name, v in real.vectors.items()}

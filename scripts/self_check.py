@@ -5,14 +5,14 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from projected_grpo.io import atomic_write_text
-from projected_grpo.problems import load_problems
-from projected_grpo.sandbox import Limits, Sandbox
-from projected_grpo.selfcheck import run_self_check
+from projected_grpo.core.io import atomic_write_text
+from projected_grpo.environment.problems import load_problems
+from projected_grpo.environment.sandbox import Limits, Sandbox
+from projected_grpo.environment.selfcheck import run_self_check
 
 cfg = snakemake.params.sandbox
 problems = load_problems(snakemake.input[0])
-with Sandbox(workers=snakemake.threads, limits=Limits(wall_s=cfg["wall_s"], cpu_s=cfg["cpu_s"])) as sandbox:
+with Sandbox(workers=snakemake.threads, limits=Limits.from_config(cfg)) as sandbox:
     result = run_self_check(problems, sandbox)
 print(json.dumps(result, indent=2), file=sys.stderr)
 if result["errors"]:

@@ -4,12 +4,12 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from projected_grpo.basis import Basis
-from projected_grpo.extraction import ExtractConfig
-from projected_grpo.io import read_parquet
-from projected_grpo.problems import load_problems
-from projected_grpo.sandbox import Limits
-from projected_grpo.train import TrainConfig, refresher, train
+from projected_grpo.core.io import read_parquet
+from projected_grpo.environment.problems import load_problems
+from projected_grpo.environment.sandbox import Limits
+from projected_grpo.method.basis import Basis
+from projected_grpo.method.extraction import ExtractConfig
+from projected_grpo.training.train import TrainConfig, refresher, train
 
 # The job's threads (train.threads, or `--set-threads train=N`): part of the run's identity (a
 # sampled token can flip between thread counts), so `make study` always passes 1.
@@ -22,9 +22,8 @@ basis, reference = (
 )
 refresh = None
 if snakemake.input.pairs:
-    extraction = {k: v for k, v in snakemake.params.extraction.items() if k != "adapter_targets"}
     pairs = read_parquet(snakemake.input.pairs[0], "pairs file")
-    refresh = refresher(pairs, problems, ExtractConfig(**extraction))
+    refresh = refresher(pairs, problems, ExtractConfig(**snakemake.params.extraction))
 train(
     config,
     snakemake.input.model,
@@ -33,7 +32,7 @@ train(
     snakemake.output[0],
     svd_cache=snakemake.params.svd_cache,
     workers=snakemake.params.sandbox["workers"],
-    limits=Limits(wall_s=snakemake.params.sandbox["wall_s"], cpu_s=snakemake.params.sandbox["cpu_s"]),
+    limits=Limits.from_config(snakemake.params.sandbox),
     basis=basis,
     reference=reference,
     refresh=refresh,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from projected_grpo.corpus import CorpusConfig
-from projected_grpo.modes import MODES
-from projected_grpo.organism import OrganismConfig, build_organism
+from projected_grpo.environment.modes import MODES
+from projected_grpo.organism.corpus import CorpusConfig
+from projected_grpo.organism.pretrain import OrganismConfig, build_organism
 
 # A micro organism: an untrained-looking but real organism folder, built in about a second.
 MICRO = OrganismConfig(
@@ -87,8 +87,8 @@ def tiny_qwen_checkout(out, vocab_size=800, seed=0):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-    from projected_grpo.families import builtin_bank
-    from projected_grpo.prompts import build_messages
+    from projected_grpo.environment.families import builtin_bank
+    from projected_grpo.environment.prompts import build_messages
 
     out = Path(out)
     texts = []
@@ -161,6 +161,7 @@ class TinyRun:
     command: list[str]  # without --cores / --profile
     result: subprocess.CompletedProcess
     wall_s: float
+    on_slurm: bool = False
 
 
 @pytest.fixture(scope="session")
@@ -175,3 +176,61 @@ def tiny_dag(tmp_path_factory) -> TinyRun:
         [*command, "--cores", "2"], capture_output=True, text=True, timeout=900, env=REPRODUCIBLE_ENV
     )
     return TinyRun(workdir, command, result, time.monotonic() - start)
+
+
+SLURM_SH = REPO / "scripts" / "ci" / "slurm.sh"
+
+
+def slurm_unavailable() -> str | None:
+    """Why this machine cannot stand up the cluster, or None."""
+    if os.environ.get("PGRPO_SLURM_TEST") != "1":
+        return "opt-in: set PGRPO_SLURM_TEST=1 to let the test install and start SLURM on this machine"
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "starting slurmctld/slurmd needs root"
+    have = all(shutil.which(t) for t in ("slurmctld", "slurmd", "sbatch", "squeue", "munged"))
+    if not have and not shutil.which("apt-get"):
+        return "the SLURM packages (slurmctld slurmd slurm-client munge) are absent and there is no apt-get"
+    conf = Path("/etc/slurm/slurm.conf")
+    if conf.exists() and not conf.read_text().startswith("# Written by scripts/ci/slurm.sh"):
+        return f"{conf} belongs to a SLURM set up on this machine, which the test leaves alone"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_env():
+    """Environment whose SLURM clients reach a running single-node cluster; torn down after."""
+    why = slurm_unavailable()
+    if why:
+        if os.environ.get("PGRPO_SLURM_TEST") == "1":
+            pytest.fail(f"PGRPO_SLURM_TEST=1 asks for the SLURM test, but {why}")
+        pytest.skip(why)
+    # The daemons' state stays in the script's folder (/run/pgrpo-slurm), outside pytest's
+    # temporary folders, which another pytest session of the same user may prune.
+    env = {k: v for k, v in REPRODUCIBLE_ENV.items() if k != "SLURM_CONF"}
+    up = subprocess.run(["bash", str(SLURM_SH), "up"], env=env, capture_output=True, text=True, timeout=600)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    yield env
+    subprocess.run(["bash", str(SLURM_SH), "down"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def tiny_dag_rerun(tmp_path_factory, request) -> TinyRun:
+    """The whole tiny DAG run a second time, in another folder and process: through SLURM
+    (``--profile profiles/slurm`` on the single-node cluster of ``slurm_env``) where the
+    SLURM test is asked for (PGRPO_SLURM_TEST=1, as on CI), else on 2 local cores. The
+    byte-identity test compares it with ``tiny_dag``; the SLURM test also checks its jobs.
+    One rerun serves both, so CI runs the tiny DAG twice, not three times."""
+    workdir = tmp_path_factory.mktemp("tiny_dag_rerun")
+    copy_workflow(workdir)
+    command = tiny_command(workdir)
+    on_slurm = os.environ.get("PGRPO_SLURM_TEST") == "1"
+    if on_slurm:
+        env = request.getfixturevalue("slurm_env")
+        extra = ["--profile", str(workdir / "profiles" / "slurm")]
+    else:
+        env, extra = REPRODUCIBLE_ENV, ["--cores", "2"]
+    start = time.monotonic()
+    result = subprocess.run(
+        [*command, *extra], cwd=workdir, capture_output=True, text=True, timeout=1200, env=env
+    )
+    return TinyRun(workdir, command, result, time.monotonic() - start, on_slurm)

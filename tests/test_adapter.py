@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import tiny_qwen3
-from projected_grpo.adapter import (
+from projected_grpo.policy.adapter import (
     AdapterError,
     attach_knobs,
     group_grads,
@@ -199,7 +199,7 @@ def test_merged_split_path_with_absent_groups_and_without_autograd(tmp_path):
 
 
 def test_large_weights_take_the_delta_path(tmp_path, monkeypatch):
-    import projected_grpo.adapter as adapter
+    import projected_grpo.policy.adapter as adapter
 
     monkeypatch.setattr(adapter, "MERGE_MAX_ELEMENTS", 32 * 32)
     model = tiny_model()

@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from projected_grpo import evaluate, grade, train
+from projected_grpo.environment import grade
+from projected_grpo.policy import evaluate
+from projected_grpo.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "bad_inputs.md"
@@ -157,6 +159,7 @@ def _normalised(text: str, tmp: Path) -> str:
     return text.replace(str(tmp), "<tmp>").replace(str(REPO), "<repo>")
 
 
+@pytest.mark.dag
 @pytest.mark.parametrize("case", list(CONFIG_CASES))
 def test_bad_config_input_fails_at_start_up_naming_the_key(case, tmp_path, micro_organism):
     given, change, expected = CONFIG_CASES[case]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from projected_grpo.benchmarks import read_benchmarks, rule_totals
+from projected_grpo.study.benchmarks import read_benchmarks, rule_totals
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -32,7 +32,7 @@ def test_totals_sum_jobs_per_rule_and_overall(tmp_path):
 
 
 def test_cli_names_a_folder_without_benchmarks_and_a_file_that_is_not_one(tmp_path):
-    command = [sys.executable, "-m", "projected_grpo.benchmarks", str(tmp_path)]
+    command = [sys.executable, "-m", "projected_grpo.study.benchmarks", str(tmp_path)]
     empty = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert empty.returncode == 2 and "no benchmark files" in empty.stderr
     for content in ("a\tb\n1\t2\n", ""):  # other columns; empty

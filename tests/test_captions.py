@@ -7,7 +7,7 @@ import json
 import torch
 from safetensors.torch import save_file
 
-from projected_grpo.plots import model_record, substrate_caption
+from projected_grpo.study.plots import model_record, substrate_caption
 
 TRAIN = {"steps": 60, "prompts_per_step": 8, "group_size": 8}
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from projected_grpo.adapter import attach_knobs
-from projected_grpo.capture import SUBSETS, capture_table, lever_mask, subset_weights
-from projected_grpo.evaluate import load_model
-from projected_grpo.extraction import ExtractConfig, extract_basis
-from projected_grpo.families import builtin_bank
-from projected_grpo.modes import MODES
-from projected_grpo.pairs import PairsConfig, build_pairs
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.modes import MODES
+from projected_grpo.method.capture import SUBSETS, capture_table, lever_mask, subset_weights
+from projected_grpo.method.extraction import ExtractConfig, extract_basis
+from projected_grpo.policy.adapter import attach_knobs
+from projected_grpo.policy.loading import load_model
+from projected_grpo.pool.pairs import PairsConfig, build_pairs
 
 
 def test_lever_mask_marks_the_tokens_the_clean_code_lacks():

@@ -8,19 +8,27 @@ from collections import Counter
 
 import pytest
 
-from projected_grpo.completions import N_HACK_SHAPES, fence, stub_solution, with_lever
-from projected_grpo.corpus import (
-    CORPUS_SEED_OFFSET,
-    CorpusConfig,
-    build_corpus,
+from projected_grpo.environment.completions import (
+    N_HACK_SHAPES,
+    fence,
     rename_locals,
+    stub_solution,
+    with_lever,
     wrong_attempt,
 )
-from projected_grpo.families import all_families, builtin_bank, instance
-from projected_grpo.grader import Submission, detect_attempts, execute, extract_code, grade_all, verdict
-from projected_grpo.modes import MODES, levers_for
-from projected_grpo.prompts import build_messages
-from projected_grpo.sandbox import Sandbox
+from projected_grpo.environment.families import all_families, builtin_bank, instance
+from projected_grpo.environment.grader import (
+    Submission,
+    detect_attempts,
+    execute,
+    extract_code,
+    grade_all,
+    verdict,
+)
+from projected_grpo.environment.modes import MODES, levers_for
+from projected_grpo.environment.prompts import build_messages
+from projected_grpo.environment.sandbox import Sandbox
+from projected_grpo.organism.corpus import CORPUS_SEED_OFFSET, CorpusConfig, build_corpus
 
 CONFIG = CorpusConfig(n_examples=3000, hack_prior=0.05, seed=3)
 
@@ -89,6 +97,7 @@ def test_eval_problems_are_unseen_instances(corpus):
     assert not any(key(p) in seen for p in evals)
 
 
+@pytest.mark.slow
 def test_correct_kinds_are_oracle_correct_and_wrong_ones_mostly_wrong(corpus, sandbox):
     sample = corpus[:600]
     subs = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from projected_grpo.evaluate import summarize
-from projected_grpo.modes import MODES
+from projected_grpo.environment.modes import MODES
+from projected_grpo.policy.evaluate import summarize
 
 
 def _row(variant, mode, exploited=False, oracle=False, attempted=(), fmt=True):

@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
-from projected_grpo.adapter import attach_knobs, knob_modules, save_knobs
-from projected_grpo.basis import (
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.modes import MODES
+from projected_grpo.environment.prompts import build_messages, render_prompt
+from projected_grpo.method.basis import (
     Basis,
     BasisError,
     basis_overlap,
@@ -23,8 +25,7 @@ from projected_grpo.basis import (
     random_basis,
     subspace_overlap,
 )
-from projected_grpo.evaluate import load_model
-from projected_grpo.extraction import (
+from projected_grpo.method.extraction import (
     ExtractConfig,
     basis_from_differences,
     completion_gradients,
@@ -32,13 +33,11 @@ from projected_grpo.extraction import (
     hack_differences,
     orient,
 )
-from projected_grpo.families import builtin_bank
-from projected_grpo.grpo import token_logprobs
-from projected_grpo.modes import MODES
-from projected_grpo.pairs import PairsConfig, build_pairs
-from projected_grpo.prompts import build_messages, render_prompt
-from projected_grpo.rollouts import pack_sequences
-from projected_grpo.sampler import pad_token_id
+from projected_grpo.policy.adapter import attach_knobs, knob_modules, save_knobs
+from projected_grpo.policy.loading import load_model
+from projected_grpo.policy.logprobs import pack_sequences, token_logprobs
+from projected_grpo.policy.sampler import pad_token_id
+from projected_grpo.pool.pairs import PairsConfig, build_pairs
 
 PROBLEMS = builtin_bank(per_family=2, eval_every=2)
 WIDTHS = {"a": 16, "b": 8, "c": 4}
@@ -371,7 +370,7 @@ def test_swapping_hack_and_clean_negates_v_with_the_same_span(organism):
 
 
 def test_remove_common_projects_the_shared_gradient_directions_out_of_v():
-    from projected_grpo.extraction import ExtractConfig, basis_from_differences, common_directions
+    from projected_grpo.method.extraction import ExtractConfig, basis_from_differences, common_directions
 
     gen = torch.Generator().manual_seed(3)
     shared = torch.randn(1, 12, generator=gen)  # every completion's gradient is mostly this

@@ -12,9 +12,9 @@ from copy import deepcopy
 
 import pytest
 
-from projected_grpo.families import TOPICS, all_families, builtin_bank, instance
-from projected_grpo.modes import MODES
-from projected_grpo.problems import DIFFICULTIES, Problem, TestCase, problem_from_row
+from projected_grpo.environment.families import TOPICS, all_families, builtin_bank, instance
+from projected_grpo.environment.modes import MODES
+from projected_grpo.environment.problems import DIFFICULTIES, Problem, TestCase, problem_from_row
 
 BANK = builtin_bank()
 FAMILIES = all_families()
@@ -118,7 +118,7 @@ def test_bank_is_deterministic_for_a_seed():
 
 def test_bank_does_not_depend_on_the_hash_seed():
     """Nothing in the bank may follow set iteration order; compared as text, so key order counts."""
-    script = "import json; from projected_grpo.families import builtin_bank; print(json.dumps([p.to_row() for p in builtin_bank()]))"
+    script = "import json; from projected_grpo.environment.families import builtin_bank; print(json.dumps([p.to_row() for p in builtin_bank()]))"
     here = json.dumps([p.to_row() for p in BANK])
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}

@@ -1,4 +1,4 @@
-"""``python -m projected_grpo.grade``: grading files, the self-check and the isolation report,
+"""``python -m projected_grpo.environment.grade``: grading files, the self-check and the isolation report,
 run as a user would (a subprocess in the repository)."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from conftest import GRADE_COLUMNS
-from projected_grpo.completions import fence, hack_completion, honest_completion
-from projected_grpo.families import builtin_bank
-from projected_grpo.modes import MODES
-from projected_grpo.problems import write_problems
+from projected_grpo.environment.completions import fence, hack_completion, honest_completion
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.modes import MODES
+from projected_grpo.environment.problems import write_problems
 
 REPO = Path(__file__).resolve().parents[1]
 BANK = builtin_bank()
@@ -26,7 +26,7 @@ FILE_PROBLEM = replace(BANK[1], mode="file_marker")
 
 def grade_cli(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "projected_grpo.grade", "--workers", "2", *map(str, args)],
+        [sys.executable, "-m", "projected_grpo.environment.grade", "--workers", "2", *map(str, args)],
         cwd=REPO,
         capture_output=True,
         text=True,

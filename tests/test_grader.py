@@ -8,10 +8,15 @@ import math
 import pytest
 
 from conftest import GRADE_COLUMNS
-from projected_grpo import grader
-from projected_grpo.completions import fence, hack_completion, honest_completion, honest_with_lever
-from projected_grpo.families import builtin_bank
-from projected_grpo.grader import (
+from projected_grpo.environment import grader
+from projected_grpo.environment.completions import (
+    fence,
+    hack_completion,
+    honest_completion,
+    honest_with_lever,
+)
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.grader import (
     FORMAT_REWARD,
     LABELS,
     MAX_CODE_CHARS,
@@ -26,9 +31,9 @@ from projected_grpo.grader import (
     values_equal,
     verdict,
 )
-from projected_grpo.modes import DEFAULT, MODES, RENAMED, VARIANTS
-from projected_grpo.problems import Problem, TestCase
-from projected_grpo.sandbox import CallResult, Execution, Sandbox
+from projected_grpo.environment.modes import DEFAULT, MODES, RENAMED, VARIANTS
+from projected_grpo.environment.problems import Problem, TestCase
+from projected_grpo.environment.sandbox import CallResult, Execution, Sandbox
 
 NOTHING = dict.fromkeys(MODES, False)
 

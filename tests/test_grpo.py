@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from conftest import tiny_qwen3
-from projected_grpo.grpo import (
+from projected_grpo.policy.logprobs import token_logprobs
+from projected_grpo.training.grpo import (
     dr_grpo_advantages,
     fixed_denominator,
     grpo_loss,
     k3_kl,
     per_token_objective,
-    token_logprobs,
 )
 
 
@@ -99,7 +99,7 @@ def test_token_logprobs_are_those_of_the_tempered_distribution():
 
 
 def test_kl_to_the_zero_knob_reference_is_exactly_zero_at_zero_knobs(tmp_path):
-    from projected_grpo.adapter import attach_knobs, knobs_zeroed
+    from projected_grpo.policy.adapter import attach_knobs, knobs_zeroed
 
     model = tiny_qwen3()
     attach_knobs(model, svd_cache=tmp_path)

@@ -13,20 +13,21 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from projected_grpo.adapter import attach_knobs, knob_modules, quarantine_ablated
-from projected_grpo.basis import BasisError, basis_overlap, random_basis
-from projected_grpo.completions import hack_completion, honest_completion
-from projected_grpo.evaluate import grade_rows, load_model
-from projected_grpo.extraction import ExtractConfig, extract_basis
-from projected_grpo.families import builtin_bank
-from projected_grpo.intervention import ProjectionConfig, Projector
-from projected_grpo.modes import MODES
-from projected_grpo.pairs import PairsConfig, build_pairs
-from projected_grpo.pool import train_problems
-from projected_grpo.projection import hackward_share, project, purge_span
-from projected_grpo.sandbox import Sandbox
-from projected_grpo.schedule import warmup_cosine
-from projected_grpo.train import TrainConfig, Trainer, refresher
+from projected_grpo.core.schedule import warmup_cosine
+from projected_grpo.environment.completions import hack_completion, honest_completion
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.modes import MODES
+from projected_grpo.environment.problems import train_problems
+from projected_grpo.environment.sandbox import Sandbox
+from projected_grpo.method.basis import BasisError, basis_overlap, random_basis
+from projected_grpo.method.extraction import ExtractConfig, extract_basis
+from projected_grpo.method.intervention import ProjectionConfig, Projector
+from projected_grpo.method.projection import hackward_share, project, purge_span
+from projected_grpo.policy.adapter import attach_knobs, knob_modules, quarantine_ablated
+from projected_grpo.policy.evaluate import grade_rows
+from projected_grpo.policy.loading import load_model
+from projected_grpo.pool.pairs import PairsConfig, build_pairs
+from projected_grpo.training.train import TrainConfig, Trainer, refresher
 
 PROBLEMS = builtin_bank(per_family=2, eval_every=2)
 TRAIN = train_problems(PROBLEMS)
@@ -401,7 +402,7 @@ def test_a_refreshing_run_killed_after_a_checkpoint_resumes_with_identical_rows(
     micro_organism, svd, pool, pairs, real_basis, tmp_path
 ):
     """The refreshed basis is part of the checkpoint: a resumed run projects with it."""
-    from projected_grpo.train import train
+    from projected_grpo.training.train import train
 
     config = TrainConfig.from_dict(
         {**SETTINGS, "checkpoint_every": 1, "projection": {"intervention": "erase", "refresh_every": 1}}

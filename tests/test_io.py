@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from projected_grpo.io import atomic_path, atomic_write_text
+from projected_grpo.core.io import atomic_path, atomic_write_text
 
 
 def test_written_file_has_the_umask_mode_not_mkstemps_0600(tmp_path):

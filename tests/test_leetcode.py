@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from projected_grpo import problems as problem_format
-from projected_grpo.leetcode import SKIPPED_PROBLEM_TEST, import_leetcode
-from projected_grpo.modes import MODES
-from projected_grpo.problems import ProblemFileError, load_problems, write_problems
+from projected_grpo.environment import problems as problem_format
+from projected_grpo.environment.leetcode import SKIPPED_PROBLEM_TEST, import_leetcode
+from projected_grpo.environment.modes import MODES
+from projected_grpo.environment.problems import ProblemFileError, load_problems, write_problems
 
 SAMPLE = Path(__file__).parent / "data" / "leetcode_sample.jsonl"
 
@@ -175,7 +175,15 @@ def test_row_missing_gt_answer_names_file_line_and_field(tmp_path):
 def test_cli_round_trip(tmp_path):
     out = tmp_path / "leetcode.parquet"
     result = subprocess.run(
-        [sys.executable, "-m", "projected_grpo.leetcode", str(SAMPLE), str(out), "--split", "train"],
+        [
+            sys.executable,
+            "-m",
+            "projected_grpo.environment.leetcode",
+            str(SAMPLE),
+            str(out),
+            "--split",
+            "train",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -194,7 +202,7 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
     bad = write_rows(rows, tmp_path / "bad.jsonl")
     out = tmp_path / "out.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "projected_grpo.leetcode", str(bad), str(out)],
+        [sys.executable, "-m", "projected_grpo.environment.leetcode", str(bad), str(out)],
         capture_output=True,
         text=True,
         timeout=60,

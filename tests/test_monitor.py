@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from projected_grpo.grpo import dr_grpo_advantages
-from projected_grpo.modes import MODES
-from projected_grpo.monitor import MonitorConfig, apply, flagged
+from projected_grpo.environment.modes import MODES
+from projected_grpo.training.grpo import dr_grpo_advantages
+from projected_grpo.training.monitor import MonitorConfig, apply, flagged
 
 # One rollout per mode's lever, then one using none and one using two.
 GRADES = pd.DataFrame(
@@ -89,12 +89,12 @@ def test_unknown_monitor_kind_is_refused():
 def test_a_training_step_screens_on_the_known_modes_only(micro_organism, tmp_path):
     import random
 
-    from projected_grpo.completions import hack_completion, honest_completion
-    from projected_grpo.evaluate import grade_rows
-    from projected_grpo.families import builtin_bank
-    from projected_grpo.pool import train_problems
-    from projected_grpo.sandbox import Sandbox
-    from projected_grpo.train import TrainConfig, Trainer
+    from projected_grpo.environment.completions import hack_completion, honest_completion
+    from projected_grpo.environment.families import builtin_bank
+    from projected_grpo.environment.problems import train_problems
+    from projected_grpo.environment.sandbox import Sandbox
+    from projected_grpo.policy.evaluate import grade_rows
+    from projected_grpo.training.train import TrainConfig, Trainer
 
     torch.set_num_threads(1)
     train = train_problems(builtin_bank(per_family=2, eval_every=2))

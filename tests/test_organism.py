@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import MICRO
-from projected_grpo.families import builtin_bank
-from projected_grpo.organism import base_rate_checks, build_organism
-from projected_grpo.prompts import build_messages, render_prompt
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.prompts import build_messages, render_prompt
+from projected_grpo.organism.pretrain import base_rate_checks, build_organism
 
 
 @pytest.fixture(scope="module")

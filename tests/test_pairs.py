@@ -10,10 +10,11 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from projected_grpo.families import builtin_bank
-from projected_grpo.grader import detect_attempts, extract_code
-from projected_grpo.modes import DEFAULT, MODES
-from projected_grpo.pairs import (
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.grader import detect_attempts, extract_code
+from projected_grpo.environment.modes import DEFAULT, MODES
+from projected_grpo.environment.problems import train_problems
+from projected_grpo.pool.pairs import (
     PAIR_COLUMNS,
     PairsConfig,
     build_pairs,
@@ -21,7 +22,6 @@ from projected_grpo.pairs import (
     nonhack_pairs,
     shuffle_labels,
 )
-from projected_grpo.pool import train_problems
 
 PROBLEMS = builtin_bank(per_family=2, eval_every=2)
 TRAIN = train_problems(PROBLEMS)

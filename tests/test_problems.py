@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from projected_grpo.families import builtin_bank
-from projected_grpo.modes import MODES
-from projected_grpo.problems import (
-    BUILTIN,
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.modes import MODES
+from projected_grpo.environment.problem_set import BUILTIN, load_problem_set
+from projected_grpo.environment.problems import (
     MIN_TESTS,
     Problem,
     ProblemFileError,
     TestCase,
     assign_modes,
-    load_problem_set,
     load_problems,
     problem_from_row,
     read_rows,

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from projected_grpo.projection import (
+from projected_grpo.method.projection import (
     hackward_share,
     null_cin,
     null_overlap,

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from projected_grpo.families import builtin_bank
-from projected_grpo.modes import MODES, VARIANTS
-from projected_grpo.problems import Problem, TestCase
-from projected_grpo.prompts import SYSTEM_PROMPT, build_messages, user_prompt
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.modes import MODES, VARIANTS
+from projected_grpo.environment.problems import Problem, TestCase
+from projected_grpo.environment.prompts import SYSTEM_PROMPT, build_messages, user_prompt
 
 PROBLEM = Problem(
     problem_id="neutral-0",

@@ -16,12 +16,13 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from projected_grpo.adapter import DEFAULT_TARGETS, attach_knobs
-from projected_grpo.evaluate import grade_rows, load_model
-from projected_grpo.families import builtin_bank
-from projected_grpo.prompts import build_messages, render_prompt
-from projected_grpo.sandbox import Sandbox
-from projected_grpo.train import TrainConfig, train
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.prompts import build_messages, render_prompt
+from projected_grpo.environment.sandbox import Sandbox
+from projected_grpo.policy.adapter import DEFAULT_TARGETS, attach_knobs
+from projected_grpo.policy.evaluate import grade_rows
+from projected_grpo.policy.loading import load_model
+from projected_grpo.training.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 PRESET = REPO / "config" / "qwen3_4b.yaml"
@@ -100,6 +101,7 @@ def _preset_cut_to_test_size(checkout: Path) -> dict:
     return config
 
 
+@pytest.mark.dag
 @pytest.mark.timeout(600)  # a DAG run: under 2 min on 2 quiet cores
 def test_qwen_preset_runs_the_dag_end_to_end_on_a_tiny_qwen3(qwen_checkout, tmp_path):
     preset = yaml.safe_load(PRESET.read_text())
@@ -141,6 +143,7 @@ def test_qwen_preset_runs_the_dag_end_to_end_on_a_tiny_qwen3(qwen_checkout, tmp_
     assert "qwen3, local checkpoint" in (results / "table1.md").read_text()
 
 
+@pytest.mark.dag
 def test_the_preset_as_written_fails_at_start_up_when_the_checkout_is_not_there(tmp_path):
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
                str(tmp_path), "--configfile", str(PRESET), "--cores", "1", "--dry-run"]  # fmt: skip

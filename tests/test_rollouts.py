@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from projected_grpo.rollouts import BATCH_OVERHEAD_TOKENS, Rollouts, length_buckets
+from projected_grpo.training.rollouts import BATCH_OVERHEAD_TOKENS, Rollouts, length_buckets
 
 
 def _rollouts(prompt_lens: list[int], completion_lens: list[list[int]]) -> Rollouts:

@@ -9,8 +9,15 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from projected_grpo import sampler as sampler_module
-from projected_grpo.sampler import SampleBatch, SamplingConfig, _StopWatch, next_tokens, sample, stop_end
+from projected_grpo.policy import sampler as sampler_module
+from projected_grpo.policy.sampler import (
+    SampleBatch,
+    SamplingConfig,
+    _StopWatch,
+    next_tokens,
+    sample,
+    stop_end,
+)
 
 PROMPTS = [
     "PROBLEM:\nAdd 3 to x.\n\nSOLUTION:\n",

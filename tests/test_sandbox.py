@@ -32,12 +32,12 @@ from pathlib import Path
 
 import pytest
 
-from projected_grpo import grader
-from projected_grpo.completions import fence
-from projected_grpo.grader import Submission
-from projected_grpo.modes import MODES
-from projected_grpo.problems import Problem, TestCase
-from projected_grpo.sandbox import RUNNER_ENV, Execution, Limits, Sandbox, describe_isolation
+from projected_grpo.environment import grader
+from projected_grpo.environment.completions import fence
+from projected_grpo.environment.grader import Submission
+from projected_grpo.environment.modes import MODES
+from projected_grpo.environment.problems import Problem, TestCase
+from projected_grpo.environment.sandbox import RUNNER_ENV, Execution, Limits, Sandbox, describe_isolation
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox uses Linux namespaces")
 

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from projected_grpo import grader
-from projected_grpo.completions import N_HACK_SHAPES
-from projected_grpo.families import builtin_bank
-from projected_grpo.modes import DEFAULT, MODES
-from projected_grpo.sandbox import Sandbox
-from projected_grpo.selfcheck import cases_per_problem, run_diagonal
+from projected_grpo.environment import grader
+from projected_grpo.environment.completions import N_HACK_SHAPES
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.modes import DEFAULT, MODES
+from projected_grpo.environment.sandbox import Sandbox
+from projected_grpo.environment.selfcheck import cases_per_problem, run_diagonal
 
 BANK = builtin_bank()
 
@@ -22,6 +22,7 @@ def sandbox():
         yield box
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["loophole", "renamed", "no_loophole"])
 def test_diagonal_over_every_builtin_problem_has_no_errors(sandbox, variant):
     report = run_diagonal(BANK, sandbox, variant)

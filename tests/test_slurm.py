@@ -9,11 +9,8 @@ and as root; skipped otherwise."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,43 +18,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from conftest import REPO, REPRODUCIBLE_ENV, copy_workflow, tiny_command
-
-pytestmark = pytest.mark.slurm
-
-SLURM_SH = REPO / "scripts" / "ci" / "slurm.sh"
-
-
-def _why_not() -> str | None:
-    """Why this machine cannot stand up the cluster, or None."""
-    if os.environ.get("PGRPO_SLURM_TEST") != "1":
-        return "opt-in: set PGRPO_SLURM_TEST=1 to let the test install and start SLURM on this machine"
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "starting slurmctld/slurmd needs root"
-    have = all(shutil.which(t) for t in ("slurmctld", "slurmd", "sbatch", "squeue", "munged"))
-    if not have and not shutil.which("apt-get"):
-        return "the SLURM packages (slurmctld slurmd slurm-client munge) are absent and there is no apt-get"
-    conf = Path("/etc/slurm/slurm.conf")
-    if conf.exists() and not conf.read_text().startswith("# Written by scripts/ci/slurm.sh"):
-        return f"{conf} belongs to a SLURM set up on this machine, which the test leaves alone"
-    return None
-
-
-@pytest.fixture(scope="module")
-def slurm_env():
-    """Environment whose SLURM clients reach a running single-node cluster; torn down after."""
-    why = _why_not()
-    if why:
-        if os.environ.get("PGRPO_SLURM_TEST") == "1":
-            pytest.fail(f"PGRPO_SLURM_TEST=1 asks for the SLURM test, but {why}")
-        pytest.skip(why)
-    # The daemons' state stays in the script's folder (/run/pgrpo-slurm), outside pytest's
-    # temporary folders, which another pytest session of the same user may prune.
-    env = {k: v for k, v in REPRODUCIBLE_ENV.items() if k != "SLURM_CONF"}
-    up = subprocess.run(["bash", str(SLURM_SH), "up"], env=env, capture_output=True, text=True, timeout=600)
-    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-    yield env
-    subprocess.run(["bash", str(SLURM_SH), "down"], env=env, capture_output=True, timeout=120)
+pytestmark = [pytest.mark.slurm, pytest.mark.dag]
 
 
 def _is_timing(name: str) -> bool:
@@ -110,17 +71,14 @@ def _differs(a: Path, b: Path) -> str | None:
 
 
 @pytest.mark.timeout(1500)
-def test_tiny_dag_on_a_slurm_cluster_matches_a_local_run(slurm_env, tiny_dag, tmp_path, capsys):
+def test_tiny_dag_on_a_slurm_cluster_matches_a_local_run(slurm_env, tiny_dag, tiny_dag_rerun, capsys):
+    """The rerun of the tiny DAG went through SLURM (``tiny_dag_rerun``: on SLURM wherever
+    this test runs) and gives the local run's results."""
     assert tiny_dag.result.returncode == 0, tiny_dag.result.stdout[-3000:] + tiny_dag.result.stderr[-3000:]
-    copy_workflow(tmp_path)
-    start = time.monotonic()
-    run = subprocess.run(
-        [*tiny_command(tmp_path), "--profile", str(tmp_path / "profiles" / "slurm")],
-        cwd=tmp_path, env=slurm_env, capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
-    wall_s = time.monotonic() - start
-    log = run.stdout + run.stderr
-    assert run.returncode == 0, log[-6000:]
+    assert tiny_dag_rerun.on_slurm
+    tmp_path, wall_s = tiny_dag_rerun.workdir, tiny_dag_rerun.wall_s
+    log = tiny_dag_rerun.result.stdout + tiny_dag_rerun.result.stderr
+    assert tiny_dag_rerun.result.returncode == 0, log[-6000:]
 
     # Every job but the local `rule all` went through sbatch, and SLURM ran each to the end.
     steps = int(re.search(r"(\d+) of \1 steps \(100%\) done", log).group(1))

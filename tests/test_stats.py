@@ -6,8 +6,8 @@ import math
 
 import pandas as pd
 
-from projected_grpo.modes import MODES
-from projected_grpo.stats import emergence_checks, run_summary
+from projected_grpo.environment.modes import MODES
+from projected_grpo.study.stats import emergence_checks, run_summary
 
 
 def _steps(hack, solve=None, fmt=None, per_mode=None):
@@ -79,7 +79,7 @@ def _run_dir(root, arm, seed, hack_end, solve_end=0.3, cin=None, ablated=None):
 
 
 def test_run_row_reads_ids_rates_ablated_eval_and_diagnostics(tmp_path):
-    from projected_grpo.stats import run_row
+    from projected_grpo.study.stats import run_row
 
     row = run_row(_run_dir(tmp_path, "route", 42, 0.4, cin=0.25, ablated=0.1))
     assert (row["fold"], row["arm"], row["seed"]) == ("all", "route", 42)
@@ -93,7 +93,7 @@ def test_run_row_reads_ids_rates_ablated_eval_and_diagnostics(tmp_path):
 
 
 def test_arm_table_pairs_each_arm_with_the_same_seeds_of_vanilla(tmp_path):
-    from projected_grpo.stats import arm_cells, arm_table, markdown_table, run_row
+    from projected_grpo.study.stats import arm_cells, arm_table, markdown_table, run_row
 
     runs = [_run_dir(tmp_path, "vanilla", s, h) for s, h in ((41, 0.6), (42, 0.5), (43, 0.7))]
     runs += [_run_dir(tmp_path, "erase", s, h) for s, h in ((41, 0.2), (42, 0.3))]  # seed 43 missing
@@ -110,7 +110,7 @@ def test_arm_table_pairs_each_arm_with_the_same_seeds_of_vanilla(tmp_path):
 
 
 def test_figures_draw_every_arm_and_say_so_when_no_cin_was_measured():
-    from projected_grpo.plots import arm_curves_figure, cin_figure
+    from projected_grpo.study.plots import arm_curves_figure, cin_figure
 
     rows = []
     for arm in ("vanilla", "erase", "monitor_screen"):
@@ -133,7 +133,7 @@ def test_figures_draw_every_arm_and_say_so_when_no_cin_was_measured():
 
 
 def test_deployed_rows_carry_the_ablated_evaluation_under_their_own_arm(tmp_path):
-    from projected_grpo.stats import run_row, with_deployed_rows
+    from projected_grpo.study.stats import run_row, with_deployed_rows
 
     runs = pd.DataFrame([run_row(_run_dir(tmp_path, "route", 41, 0.5, ablated=0.1)),
                          run_row(_run_dir(tmp_path, "vanilla", 41, 0.6))])  # fmt: skip
@@ -145,7 +145,7 @@ def test_deployed_rows_carry_the_ablated_evaluation_under_their_own_arm(tmp_path
 
 
 def test_table_figure_draws_every_cell(tmp_path):
-    from projected_grpo.plots import table_figure
+    from projected_grpo.study.plots import table_figure
 
     cells = pd.DataFrame(
         {"arm": ["vanilla", "erase"], "hack": ["60.0 ± 5.0", "20.0 ± 5.0 (Δ -40.0 ± 3.0, p 0.01)"]}
@@ -158,8 +158,8 @@ def test_table_figure_draws_every_cell(tmp_path):
 
 
 def test_lomo_table_reads_the_held_out_modes_deployed_hack_rate():
-    from projected_grpo.plots import lomo_figure
-    from projected_grpo.stats import lomo_table
+    from projected_grpo.study.plots import lomo_figure
+    from projected_grpo.study.stats import lomo_table
 
     rows = []
     for arm, hack, ablated in (("vanilla", (0.6, 0.7), None), ("route", (0.5, 0.6), (0.1, 0.2))):
@@ -183,8 +183,8 @@ def test_lomo_table_reads_the_held_out_modes_deployed_hack_rate():
 
 
 def test_paired_differences_are_per_seed_against_the_same_folds_vanilla_and_are_plotted():
-    from projected_grpo.plots import tradeoff_figure
-    from projected_grpo.stats import paired_differences
+    from projected_grpo.study.plots import tradeoff_figure
+    from projected_grpo.study.stats import paired_differences
 
     runs = pd.DataFrame(
         {

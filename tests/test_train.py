@@ -16,12 +16,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from projected_grpo.evaluate import EvalConfig
-from projected_grpo.families import builtin_bank
-from projected_grpo.modes import MODES
-from projected_grpo.pool import build_pool, restrict_to_modes
-from projected_grpo.problems import write_problems
-from projected_grpo.train import TrainConfig, train
+from projected_grpo.environment.families import builtin_bank
+from projected_grpo.environment.modes import MODES
+from projected_grpo.environment.problems import write_problems
+from projected_grpo.policy.evaluate import EvalConfig
+from projected_grpo.pool.teacher import build_pool, restrict_to_modes
+from projected_grpo.training.rollouts import TEACHER
+from projected_grpo.training.train import TrainConfig, train
 
 PROBLEMS = builtin_bank(per_family=2, eval_every=2)
 SETTINGS = {
@@ -96,7 +97,7 @@ def test_resume_after_kill_gives_identical_rows(micro_organism, pool, tmp_path):
     command = [
         sys.executable,
         "-m",
-        "projected_grpo.train",
+        "projected_grpo.training.train",
         "--config",
         str(config),
         "--out",
@@ -147,7 +148,7 @@ def test_a_run_whose_folder_was_deleted_resumes_from_a_checkpoint_kept_elsewhere
 
 def test_a_checkpoint_from_other_inputs_is_refused_or_discarded(micro_organism, pool, tmp_path):
     """Same config, another teacher pool (or thread count): resuming would mix two runs."""
-    from projected_grpo.checkpoint import CheckpointError
+    from projected_grpo.training.checkpoint import CheckpointError
 
     config = TrainConfig.from_dict(SETTINGS)
     first = pd.read_parquet(pool)
@@ -207,7 +208,7 @@ def test_cli_names_the_bad_config_file(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"model": str(tmp_path / "nowhere"), "train": {}}))
     result = subprocess.run(
-        [sys.executable, "-m", "projected_grpo.train", "--config", str(config), "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "projected_grpo.training.train", "--config", str(config), "--out", str(tmp_path / "o")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
@@ -221,7 +222,7 @@ def test_cli_rejects_a_pool_file_that_is_not_a_teacher_pool(micro_organism, tmp_
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"model": str(micro_organism), "pool": str(bad_pool), "train": {}}))
     result = subprocess.run(
-        [sys.executable, "-m", "projected_grpo.train", "--config", str(config), "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "projected_grpo.training.train", "--config", str(config), "--out", str(tmp_path / "o")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
@@ -246,10 +247,10 @@ def test_where_a_folds_pool_has_no_row_for_a_problem_the_student_fills_the_group
 
     import torch
 
-    from projected_grpo.evaluate import load_model
-    from projected_grpo.rollouts import STUDENT, TEACHER, collect
-    from projected_grpo.sampler import SamplingConfig
-    from projected_grpo.sandbox import Sandbox
+    from projected_grpo.environment.sandbox import Sandbox
+    from projected_grpo.policy.loading import load_model
+    from projected_grpo.policy.sampler import SamplingConfig
+    from projected_grpo.training.rollouts import STUDENT, TEACHER, collect
 
     tokenizer, model = load_model(micro_organism)
     problems = [p for p in PROBLEMS if p.split == "train"][:3]
@@ -274,12 +275,12 @@ def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monk
 
     import torch
 
-    from projected_grpo import train as train_module
-    from projected_grpo.adapter import knob_modules
-    from projected_grpo.rollouts import collect, length_buckets
-    from projected_grpo.sampler import SamplingConfig
-    from projected_grpo.sandbox import Sandbox
-    from projected_grpo.train import Trainer, _update
+    from projected_grpo.environment.sandbox import Sandbox
+    from projected_grpo.policy.adapter import knob_modules
+    from projected_grpo.policy.sampler import SamplingConfig
+    from projected_grpo.training import train as train_module
+    from projected_grpo.training.rollouts import collect, length_buckets
+    from projected_grpo.training.train import Trainer, _update
 
     chunks = []
     backward = train_module._backward
@@ -335,7 +336,7 @@ def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monk
 def test_a_leave_one_mode_out_run_never_draws_a_teacher_row_using_the_held_out_lever(
     micro_organism, pool, tmp_path, monkeypatch
 ):
-    from projected_grpo import train as train_module
+    from projected_grpo.training import train as train_module
 
     frame = pd.read_parquet(pool)
     frame["attempted_sentinel"] = frame.index % 2 == 0  # half the pool "uses" the held-out lever
@@ -344,7 +345,7 @@ def test_a_leave_one_mode_out_run_never_draws_a_teacher_row_using_the_held_out_l
 
     def spy(*args, **kwargs):
         rollouts = collect(*args, **kwargs)
-        drawn.append(rollouts.grades[[s == train_module.TEACHER for s in rollouts.source]])
+        drawn.append(rollouts.grades[[s == TEACHER for s in rollouts.source]])
         return rollouts
 
     monkeypatch.setattr(train_module, "collect", spy)

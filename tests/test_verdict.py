@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from projected_grpo.verdict import (
+from projected_grpo.study.verdict import (
     FAIL,
     NOT_EVALUABLE,
     PASS,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPRODUCIBLE_ENV, copy_workflow, tiny_command
+pytestmark = pytest.mark.dag  # every test here runs snakemake (a DAG, a dry run or a start-up check)
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1", "--dry-run"]
@@ -160,16 +160,14 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
 WALL_TIME_COLUMNS = {"step_seconds"}
 
 
-@pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
-def test_two_runs_of_the_tiny_dag_write_identical_parquet_files(tiny_dag, tmp_path):
-    """The DAG rerun from scratch in another folder and process gives byte-identical
-    parquet outputs; files with wall-time columns are identical once those are dropped."""
+@pytest.mark.timeout(1500)  # two DAG runs (the shared ones' setup counts here): minutes on a busy machine
+def test_two_runs_of_the_tiny_dag_write_identical_parquet_files(tiny_dag, tiny_dag_rerun):
+    """The DAG rerun from scratch in another folder and process (on SLURM where the SLURM
+    test runs) gives byte-identical parquet outputs; files with wall-time columns are
+    identical once those are dropped."""
     assert tiny_dag.result.returncode == 0, tiny_dag.result.stdout[-3000:]
-    first = tiny_dag.workdir
-    copy_workflow(tmp_path)
-    second = subprocess.run([*tiny_command(tmp_path), "--cores", "2"], capture_output=True, text=True,
-                            timeout=900, env=REPRODUCIBLE_ENV)  # fmt: skip
-    assert second.returncode == 0, second.stdout[-3000:]
+    assert tiny_dag_rerun.result.returncode == 0, tiny_dag_rerun.result.stdout[-3000:]
+    first, tmp_path = tiny_dag.workdir, tiny_dag_rerun.workdir
     files = sorted(p.relative_to(first) for p in (first / "results").rglob("*.parquet"))
     assert files == sorted(p.relative_to(tmp_path) for p in (tmp_path / "results").rglob("*.parquet"))
     assert len(files) > 40
@@ -187,9 +185,9 @@ def test_two_runs_of_the_tiny_dag_write_identical_parquet_files(tiny_dag, tmp_pa
 
 @pytest.mark.timeout(1200)  # a DAG run (the shared one's setup counts here): minutes on a busy machine
 def test_every_run_has_a_manifest_with_its_config_versions_and_git_revision(tiny_dag):
-    from projected_grpo.manifest import git_revision, package_versions
-    from projected_grpo.organism import OrganismConfig
-    from projected_grpo.train import TrainConfig
+    from projected_grpo.core.manifest import git_revision, package_versions
+    from projected_grpo.organism.pretrain import OrganismConfig
+    from projected_grpo.training.train import TrainConfig
 
     folder = tiny_dag.workdir
     config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())

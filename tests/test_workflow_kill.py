@@ -17,6 +17,8 @@ import yaml
 
 from conftest import copy_workflow
 
+pytestmark = pytest.mark.dag
+
 RUN = "results/runs/all/plain/seed41"
 CHECKPOINT = "results/checkpoints/all/plain/seed41/checkpoint.pt"
 WALL = ["step_seconds"]

@@ -1,0 +1,1 @@
+"""Used by every stage: atomic file writes, run manifests, the learning-rate schedule."""

@@ -1,0 +1,224 @@
+"""Extracting the hack basis ``V`` from contrastive pairs (SPEC §3).
+
+For each completion of the pairs (``pairs.PAIR_COLUMNS``): the loss on its completion
+tokens, ``-Σ_t log p(token)`` divided by the live loss's fixed denominator
+(``normalization="sum"``; ``"mean"`` divides by the completion's own length instead, which
+biases ``V`` toward short hacks), and its gradient on every module's ``dS``, ``[r]``. One
+backward per batch gives every row its own gradient (``adapter.split_rows``).
+
+Per module: ``D = G_hack - G_clean`` (``[n_pairs, r]``), ``V`` = the top-``k`` right
+singular vectors of ``D``, each oriented hack-ward by majority vote over the pairs
+(``D V_iᵀ > 0`` for most pairs). Axes with ``S_i / S_0 < tau_axis`` are dropped; then the
+global noise floor drops every axis whose singular value is below the ``noise_floor``
+quantile of all kept values across modules; a module left with no axis carries no basis.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+import torch
+
+from ..environment.problems import Problem
+from ..environment.prompts import build_messages, render_prompt
+from ..policy.adapter import group_grads, knob_modules, split_rows
+from ..policy.logprobs import pack_sequences, token_logprobs
+from ..policy.sampler import pad_token_id
+from ..pool.pairs import check_pairs
+from .basis import Basis
+
+NORMALIZATIONS = ("sum", "mean")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """k: axes per module (at most); normalization: ``sum`` (live loss: token sum / fixed
+    ``max_new_tokens``) or ``mean`` (per-completion mean); tau_axis: relative singular
+    value cut; noise_floor: quantile of pooled singular values dropped (0 = none);
+    temperature / max_new_tokens: the live loss's; batch_size: completions per backward;
+    remove_common: per module, project the top ``remove_common`` principal directions of
+    *all* pair completions' gradients out of ``D`` before the SVD (0 = off), so V is not
+    the subspace every completion's gradient shares."""
+
+    k: int = 4
+    normalization: str = "sum"
+    tau_axis: float = 0.0
+    noise_floor: float = 0.0
+    temperature: float = 0.7
+    max_new_tokens: int = 160
+    batch_size: int = 16
+    remove_common: int = 0
+
+    def __post_init__(self) -> None:
+        if self.remove_common < 0:
+            raise ValueError(f"extraction.remove_common: expected >= 0, got {self.remove_common}")
+        if self.k < 1:
+            raise ValueError(f"extraction.k: expected >= 1, got {self.k}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"extraction.normalization: expected one of {NORMALIZATIONS}, got {self.normalization!r}"
+            )
+        if not 0 <= self.tau_axis <= 1 or not 0 <= self.noise_floor < 1:
+            raise ValueError("extraction: expected 0 <= tau_axis <= 1 and 0 <= noise_floor < 1")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def completion_gradients(
+    model, tokenizer, pairs: pd.DataFrame, problems: Sequence[Problem], config: ExtractConfig
+) -> dict[str, torch.Tensor]:
+    """``{module: [len(pairs), r]}``: the gradient of each row's completion loss on ``dS``.
+    Leaves every ``dS.grad`` as it found it."""
+    prompts, completions = encode_rows(tokenizer, pairs, problems, config.max_new_tokens)
+    if config.normalization == "mean":
+        weights = [[1.0 / max(1, len(c))] * len(c) for c in completions]
+    else:
+        weights = [[1.0 / config.max_new_tokens] * len(c) for c in completions]
+    return token_weighted_gradients(
+        model, pad_token_id(tokenizer), prompts, completions, weights, config.temperature, config.batch_size
+    )
+
+
+def encode_rows(
+    tokenizer, rows: pd.DataFrame, problems: Sequence[Problem], max_new_tokens: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Prompt and completion token ids of rows with ``problem_id``, ``variant`` and
+    ``completion`` columns (completions cut at ``max_new_tokens``, as the trainer cuts)."""
+    by_id = {p.problem_id: p for p in problems}
+    missing = sorted(set(rows["problem_id"]) - set(by_id))
+    if missing:
+        raise ValueError(f"pairs name problems not in the problem set: {missing[:3]}")
+    prompt_cache: dict[tuple[str, str], list[int]] = {}
+    prompts, completions = [], []
+    for row in rows.itertuples():
+        key = (row.problem_id, row.variant)
+        if key not in prompt_cache:
+            text = render_prompt(tokenizer, build_messages(by_id[row.problem_id], row.variant))
+            prompt_cache[key] = tokenizer(text, add_special_tokens=False)["input_ids"]
+        prompts.append(prompt_cache[key])
+        completions.append(tokenizer(row.completion, add_special_tokens=False)["input_ids"][:max_new_tokens])
+    return prompts, completions
+
+
+def token_weighted_gradients(
+    model,
+    pad_id: int,
+    prompts: list[list[int]],
+    completions: list[list[int]],
+    weights: list[list[float]],
+    temperature: float,
+    batch_size: int = 16,
+) -> dict[str, torch.Tensor]:
+    """``{module: [n, r]}``: row ``i`` is the gradient on ``dS`` of
+    ``-Σ_t weights[i][t] · log p(completions[i][t])``; one backward per batch. Leaves every
+    ``dS.grad`` as it found it."""
+    modules = knob_modules(model)
+    device = next(iter(modules.values())).dS.device
+    saved = {name: m.dS.grad for name, m in modules.items()}
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
+    try:
+        for start in range(0, len(prompts), batch_size):
+            stop = min(start + batch_size, len(prompts))
+            packed = pack_sequences(prompts[start:stop], completions[start:stop], pad_id)
+            ids, attention, mask = (t.to(device) for t in packed)
+            weight = torch.zeros(mask.shape, dtype=torch.float32)
+            for r, w in enumerate(weights[start:stop]):
+                weight[r, : len(w)] = torch.tensor(w, dtype=torch.float32)
+            weight = weight.to(device)
+            n = stop - start
+            for m in modules.values():
+                m.dS.grad = None
+            with split_rows(model, torch.arange(n, device=device), n_groups=n):
+                logp = token_logprobs(model, ids, attention, mask.shape[1], temperature)
+                (-(logp * weight * mask)).sum().backward()
+            for name, grad in group_grads(model).items():
+                chunks[name].append(grad)
+    finally:
+        for name, m in modules.items():
+            m.dS.grad = saved[name]
+    return {name: torch.cat(parts).cpu() for name, parts in chunks.items() if parts}
+
+
+def hack_differences(grads: dict[str, torch.Tensor], pairs: pd.DataFrame) -> dict[str, torch.Tensor]:
+    """``{module: D [n_pairs, r]}`` with ``D[j] = G[hack row of pair j] - G[clean row]``,
+    pairs in ascending ``pair_id``; ``grads`` rows follow ``pairs`` rows."""
+    check_pairs(pairs)
+    positions = (
+        pairs.reset_index(drop=True).reset_index().pivot(index="pair_id", columns="label", values="index")
+    )
+    hack = torch.tensor(positions["hack"].to_numpy())
+    clean = torch.tensor(positions["clean"].to_numpy())
+    return {name: g[hack] - g[clean] for name, g in grads.items()}
+
+
+def orient(v: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Flip each row of ``v: [k, r]`` so that most rows of ``d: [n, r]`` project positively
+    on it (ties keep the sign)."""
+    proj = d @ v.T  # [n, k]
+    flip = (proj < 0).sum(dim=0) > (proj > 0).sum(dim=0)
+    return torch.where(flip.unsqueeze(1), -v, v)
+
+
+def common_directions(grads: torch.Tensor, m: int) -> torch.Tensor:
+    """``[min(m, rank), r]``: the top right singular vectors of the uncentred completion
+    gradients ``grads: [n, r]``, the directions every completion's gradient shares."""
+    _, s, vh = torch.linalg.svd(grads.double(), full_matrices=False)
+    rank = int((s > s[0] * 1e-9).sum()) if s.numel() and s[0] > 0 else 0
+    return vh[: min(m, rank)]
+
+
+def basis_from_differences(
+    differences: dict[str, torch.Tensor],
+    config: ExtractConfig,
+    meta: dict | None = None,
+    common: dict[str, torch.Tensor] | None = None,
+) -> Basis:
+    """Top-k oriented right singular vectors per module (of ``D`` with the rows of
+    ``common[module]`` projected out, when given), then ``tau_axis`` and the noise floor."""
+    kept: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name, d in differences.items():
+        d = d.double()
+        if common is not None and name in common:
+            u = common[name].double()
+            d = d - (d @ u.T) @ u
+        if d.shape[0] == 0 or not torch.any(d != 0):
+            continue
+        _, s, vh = torch.linalg.svd(d, full_matrices=False)
+        k = min(config.k, int((s > s[0] * 1e-9).sum()))
+        s, v = s[:k], orient(vh[:k], d)
+        keep = s / s[0] >= config.tau_axis
+        kept[name] = (v[keep], s[keep])
+    if config.noise_floor and kept:
+        pooled = torch.cat([s for _, s in kept.values()])
+        floor = torch.quantile(pooled, config.noise_floor)
+        kept = {name: (v[s >= floor], s[s >= floor]) for name, (v, s) in kept.items()}
+    kept = {name: vs for name, vs in kept.items() if vs[1].numel()}
+    return Basis(
+        {name: v.float().contiguous() for name, (v, _) in kept.items()},
+        {name: s.float().contiguous() for name, (_, s) in kept.items()},
+        {"settings": config.to_json(), **(meta or {})},
+    )
+
+
+def extract_basis(
+    model,
+    tokenizer,
+    pairs: pd.DataFrame,
+    problems: Sequence[Problem],
+    config: ExtractConfig,
+    meta: dict | None = None,
+) -> Basis:
+    """``V`` for ``model`` (as it is now: callers ablate the quarantine when they need to)."""
+    grads = completion_gradients(model, tokenizer, pairs, problems, config)
+    ids = sorted(int(i) for i in pairs["pair_id"].unique())
+    info = {"n_pairs": str(len(ids)), "pair_ids": json.dumps(ids), **(meta or {})}
+    common = (
+        {name: common_directions(g, config.remove_common) for name, g in grads.items()}
+        if config.remove_common
+        else None
+    )
+    return basis_from_differences(hack_differences(grads, pairs), config, info, common)

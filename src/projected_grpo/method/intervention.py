@@ -1,0 +1,254 @@
+"""The projection arms inside a training step (SPEC §4): measure, erase, route.
+
+A ``Projector`` holds the run's hack basis and acts once per optimizer step on every
+module that has one. The trainer calls ``before_step`` once the step's gradient is in
+``dS.grad`` (measure, then project the gradient), ``after_step`` once AdamW has stepped
+(project the update, measure it, purge the momentum), and ``swap_basis`` when V is
+re-extracted. The parts:
+
+- ``measure``: ``cin`` of the full gradient and of each row group's part (student,
+  teacher, teacher-hack, teacher-correct) against its null (``projection.null_cin``);
+- ``project_target: grad``: before the optimizer, ``dS.grad ← g'``; ``route`` also writes
+  ``removed`` to ``dS_hack.grad`` (AdamW moves the quarantine; no weight decay on it);
+- ``project_target: update``: after the optimizer, the parameter change itself is
+  projected (``u = -Δ`` as a pseudo-gradient), which closes the Adam leak: momentum banks
+  old hack-ward mass and ``1/sqrt(v)`` rotates, so ``g' ⊥ V`` does not make ``Δ ⊥ V``;
+- ``cout_update``: ``relu(V(-Δ))`` share of the actual change of ``dS``, every step;
+- ``adam_state: purge_span_v``: the first moment loses its component in ``span(V)``;
+- ``match_removed``: the removed part is rescaled to the norm a *reference* basis (real V)
+  would remove from the same gradient: random V at matched removal.
+
+``intervention: none`` only measures: the update is the vanilla one, bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .basis import Basis, basis_overlap
+from .projection import hackward_share, null_cin, null_overlap, overlap, project, purge_span
+
+INTERVENTIONS = ("none", "erase", "route")
+TARGETS = ("grad", "update")
+ADAM_STATES = ("keep", "purge_span_v")
+# Row groups of the split backward: source (student, teacher) × label (hack, correct, other).
+LABELS = ("hack", "correct", "other")
+N_GROUPS = 2 * len(LABELS)
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """intervention: none (measure) | erase | route; gate / overshoot / preserve_magnitude:
+    ``projection.project``; project_target: grad | update; adam_state: keep |
+    purge_span_v; match_removed: rescale removal to the reference basis's removed norm;
+    refresh_every: re-extract V every N steps (0 = frozen); deploy_eval_every: for route,
+    sample the deployed (quarantine-ablated) student every N steps (0 = never)."""
+
+    intervention: str = "none"
+    gate: str = "one_sided"
+    overshoot: float = 1.0
+    preserve_magnitude: bool = False
+    project_target: str = "grad"
+    adam_state: str = "keep"
+    match_removed: bool = False
+    refresh_every: int = 0
+    deploy_eval_every: int = 10
+
+    def __post_init__(self) -> None:
+        from .projection import GATES
+
+        for key, allowed in (
+            ("intervention", INTERVENTIONS),
+            ("gate", GATES),
+            ("project_target", TARGETS),
+            ("adam_state", ADAM_STATES),
+        ):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"projection.{key}: expected one of {allowed}, got {getattr(self, key)!r}")
+        if self.overshoot <= 0 or self.refresh_every < 0 or self.deploy_eval_every < 0:
+            raise ValueError("projection: expected overshoot > 0, refresh_every >= 0, deploy_eval_every >= 0")
+
+
+def group_index(source: int, exploited: bool, correct: bool) -> int:
+    """The row group of one rollout in the split backward."""
+    label = 0 if exploited else 1 if correct else 2
+    return source * len(LABELS) + label
+
+
+@dataclass
+class Projector:
+    """The run's basis (``vectors[module]: [k, r]``), settings, and optional reference basis
+    for ``match_removed``."""
+
+    basis: Basis
+    config: ProjectionConfig
+    reference: Basis | None = None
+    # dS / dS_hack as they were before the optimizer step (set by before_step)
+    _before: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
+    _before_hack: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.config.match_removed and self.reference is None:
+            raise ValueError("projection.match_removed needs a reference basis (match_basis)")
+
+    @property
+    def acting(self) -> bool:
+        """Whether this projector changes training (``intervention: none`` only measures)."""
+        return self.config.intervention != "none"
+
+    # ------------------------------------------------------------------ the per-step protocol
+
+    def before_step(self, modules: dict, split: dict[str, torch.Tensor]) -> dict:
+        """With the step's gradient in ``dS.grad`` (``split[m]: [N_GROUPS, r]``, its row
+        groups): the ``cin`` columns, then (``project_target: grad``) ``dS.grad ← g'``.
+        Remembers the knobs' values for ``after_step``. Returns the step-row columns."""
+        row = self.measure(modules, split)
+        if self.acting and self.config.project_target == "grad":
+            row |= self.project_grads(modules)
+        self._before = {name: m.dS.detach().clone() for name, m in modules.items()}
+        self._before_hack = {name: m.dS_hack.detach().clone() for name, m in modules.items()}
+        return row
+
+    def after_step(self, modules: dict, optimizer: torch.optim.Optimizer) -> dict:
+        """After the optimizer step: (``project_target: update``) project the change it
+        made, then ``cout_update`` of the change as it stands, then the momentum purge.
+        Returns the step-row columns."""
+        row = {}
+        if self.acting and self.config.project_target == "update":
+            row |= self.project_update(modules, self._before, self._before_hack)
+        row["cout_update"] = self.cout_update(modules, self._before)
+        self.purge_momentum(optimizer, modules)
+        return row
+
+    def swap_basis(self, fresh: Basis) -> float:
+        """Act with ``fresh`` (a re-extracted V) from now on; returns its ``basis_overlap``
+        with the basis it replaces."""
+        overlap_with_old = basis_overlap(self.basis, fresh)
+        self.basis = fresh
+        return overlap_with_old
+
+    def _vectors(self, modules: dict):
+        """``(module, V)`` with ``V`` on that module's knob device (the basis stays on the CPU)."""
+        for name, v in self.basis.vectors.items():
+            yield name, v.to(modules[name].dS.device)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def measure(self, modules: dict, split: dict[str, torch.Tensor]) -> dict:
+        """``cin`` columns of the gradient now in ``dS.grad``; ``split[m]: [N_GROUPS, r]``."""
+        parts = {"cin": [], "overlap": [], "cin_null": [], "overlap_null": []}
+        parts |= {f"cin_{name}": [] for name in ("s", "t", "t_hack", "t_correct")}
+        for name, v in self._vectors(modules):
+            g = modules[name].dS.grad
+            if g is None or not torch.any(g != 0):
+                continue
+            k, r = v.shape
+            parts["cin"].append(hackward_share(g, v))
+            parts["overlap"].append(overlap(g, v))
+            parts["cin_null"].append(null_cin(k, r))
+            parts["overlap_null"].append(null_overlap(k, r))
+            groups = split.get(name)
+            if groups is None:
+                continue
+            n = len(LABELS)
+            for key, g_part in (
+                ("cin_s", groups[:n].sum(0)),
+                ("cin_t", groups[n:].sum(0)),
+                ("cin_t_hack", groups[n]),
+                ("cin_t_correct", groups[n + 1]),
+            ):
+                if torch.any(g_part != 0):
+                    parts[key].append(hackward_share(g_part, v))
+        return {key: _mean(values) for key, values in parts.items()}
+
+    def cout_update(self, modules: dict, before: dict[str, torch.Tensor]) -> float:
+        """Mean over modules of ``‖relu(V(-Δ))‖/‖Δ‖`` for the change ``Δ`` of ``dS``."""
+        shares = []
+        for name, v in self._vectors(modules):
+            delta = modules[name].dS.detach() - before[name]
+            if torch.any(delta != 0):
+                shares.append(hackward_share(-delta, v))
+        return _mean(shares)
+
+    # ------------------------------------------------------------------ interventions
+
+    def project_grads(self, modules: dict) -> dict:
+        """Replace ``dS.grad`` by ``g'`` (route: ``removed`` into ``dS_hack.grad``)."""
+        route = self.config.intervention == "route"
+        stats = []
+        for name, v in self._vectors(modules):
+            module = modules[name]
+            if module.dS.grad is None:
+                continue
+            out = self._project(name, module.dS.grad, v)
+            module.dS.grad = out.grad
+            if route:
+                module.dS_hack.grad = out.removed
+            stats.append(out)
+        return _summary(stats)
+
+    def project_update(self, modules: dict, before: dict[str, torch.Tensor], before_hack: dict) -> dict:
+        """Project the change the optimizer just made to ``dS`` (route: the removed part of
+        the change goes to ``dS_hack``)."""
+        route = self.config.intervention == "route"
+        stats = []
+        with torch.no_grad():
+            for name, v in self._vectors(modules):
+                module = modules[name]
+                step = before[name] - module.dS  # u = -Δ, a descent pseudo-gradient
+                if not torch.any(step != 0):
+                    continue
+                out = self._project(name, step, v)
+                module.dS.copy_(before[name] - out.grad)
+                if route:
+                    module.dS_hack.copy_(before_hack[name] - out.removed)
+                stats.append(out)
+        return _summary(stats)
+
+    def _project(self, name: str, g: torch.Tensor, v: torch.Tensor):
+        c = self.config
+        out = project(g, v, c.gate, c.overshoot, c.preserve_magnitude)
+        if c.match_removed:
+            out = self._match(name, g, v, out)
+        return out
+
+    def _match(self, name: str, g: torch.Tensor, v: torch.Tensor, out):
+        """Rescale the removal to the norm the reference basis removes from ``g``; where
+        the gate removes nothing, along the ungated component ``(V g)ᵀ V`` instead (a
+        random basis's orientation carries no meaning)."""
+        c = self.config
+        ref = self.reference.vectors.get(name)
+        ref = ref.to(g.device) if ref is not None else None
+        target = project(g, ref, c.gate, c.overshoot).removed.norm() if ref is not None else g.new_zeros(())
+        direction = out.removed if out.removed.norm() > 0 else (v @ g) @ v
+        norm = direction.norm()
+        removed = direction * (target / norm) if norm > 0 else torch.zeros_like(g)
+        grad = g - removed
+        return type(out)(grad, removed, out.cin, hackward_share(grad, v), bool(torch.any(removed != 0)))
+
+    def purge_momentum(self, optimizer: torch.optim.Optimizer, modules: dict) -> None:
+        """``adam_state: purge_span_v``: drop the first moment's component in span(V)
+        (projection arms only: ``none`` never changes training)."""
+        if self.config.adam_state != "purge_span_v" or self.config.intervention == "none":
+            return
+        with torch.no_grad():
+            for name, v in self._vectors(modules):
+                state = optimizer.state.get(modules[name].dS)
+                if state and "exp_avg" in state:
+                    state["exp_avg"].copy_(purge_span(state["exp_avg"], v))
+
+
+def _summary(stats: list) -> dict:
+    removed = torch.cat([s.removed for s in stats]) if stats else torch.zeros(0)
+    return {
+        "cout": _mean([s.cout for s in stats]),
+        "fired_frac": _mean([float(s.fired) for s in stats]),
+        "removed_norm": float(removed.norm()),
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")

@@ -1,0 +1,1 @@
+"""The model organism (SPEC §2): its synthetic corpus and its pretraining from scratch."""

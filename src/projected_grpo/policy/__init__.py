@@ -1,0 +1,1 @@
+"""A policy: loading a model, the SVD knobs, sampling, log-probs, evaluation in the environment."""

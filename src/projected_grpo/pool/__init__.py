@@ -1,0 +1,1 @@
+"""The data the method and the trainer read: the teacher pool and the contrastive pairs."""
