@@ -1,4 +1,6 @@
 # projected-grpo: the study as a DAG. Stages live in rules/, logic in src/projected_grpo.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -14,7 +16,12 @@ if not workflow.config_settings.configfiles:
 validate(config, "schemas/config.schema.yaml")
 
 
-report: "report/workflow.rst"
+# The report's front page: once rule aggregate has written it, the description with the
+# verdict and Table 1 (study/front_page.py); before that, the description alone.
+FRONT_PAGE = "results/report/front.rst"
+
+
+report: os.path.abspath(FRONT_PAGE) if os.path.exists(FRONT_PAGE) else "report/workflow.rst"
 
 
 include: "rules/common.smk"

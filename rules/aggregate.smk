@@ -1,12 +1,13 @@
 # Aggregation: one row per run (results/summary.parquet), the per-arm table with paired
 # differences to vanilla (results/tables/arms.{csv,md}) and the verdict on H1 and the
-# controls (results/tables/verdict.{csv,md}).
+# controls (results/tables/verdict.{csv,md}), and the report's front page.
 
 
 rule aggregate:
     input:
         runs=run_dirs(),
         student=student_model(),
+        description=workflow.source_path("../report/workflow.rst"),
     output:
         summary="results/summary.parquet",
         csv="results/tables/arms.csv",
@@ -28,6 +29,7 @@ rule aggregate:
             "results/figures/tradeoff.png", caption="../report/tradeoff.rst", category="Trade-off"
         ),
         tradeoff_pdf="results/figures/tradeoff.pdf",
+        front_page=FRONT_PAGE,
     log:
         "results/logs/aggregate.log",
     conda:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from projected_grpo.core.io import atomic_path, atomic_write_parquet, atomic_write_text
+from projected_grpo.study.front_page import front_page
 from projected_grpo.study.plots import lomo_figure, substrate_caption, table_figure, tradeoff_figure
 from projected_grpo.study.stats import (
     arm_cells,
@@ -40,7 +41,7 @@ caption = (
     + " End = last 5 training steps (student samples); eval = held-out problems after training;"
     + " <arm>_ablated = evaluated with the quarantine dS_hack zeroed."
 )
-cells = arm_cells(table1, snakemake.params.table1, percent=snakemake.params.table1)
+table1_cells = cells = arm_cells(table1, snakemake.params.table1, percent=snakemake.params.table1)
 atomic_write_text("Table 1. " + caption + "\n\n" + markdown_table(cells), snakemake.output.table1_md)
 with atomic_path(snakemake.output.table1_pdf) as tmp:
     table_figure(cells, "Table 1: hack and solve rates per arm", caption).savefig(tmp, format="pdf")
@@ -75,3 +76,5 @@ verdict = verdict_table(summary)
 atomic_write_text(verdict.to_csv(index=False), snakemake.output.verdict_csv)
 atomic_write_text(markdown_verdict(verdict), snakemake.output.verdict_md)
 print(verdict.to_string(), file=sys.stderr)
+description = Path(snakemake.input.description).read_text()
+atomic_write_text(front_page(verdict, table1_cells, caption, description), snakemake.output.front_page)

@@ -99,7 +99,9 @@ def _package_modules(env_name: str) -> list[str]:
         for body in _rules().values()
         if f'"../envs/{env_name}"' in body
     ]
-    found = (re.findall(r"^from (projected_grpo(?:\.\w+)+) import", s.read_text(), flags=re.M) for s in scripts)
+    found = (
+        re.findall(r"^from (projected_grpo(?:\.\w+)+) import", s.read_text(), flags=re.M) for s in scripts
+    )
     return sorted({m for modules in found for m in modules})
 
 

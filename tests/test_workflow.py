@@ -139,6 +139,12 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
     report = tmp_path / "results" / "report.html"
     made = subprocess.run([*run, "--report", str(report)], capture_output=True, text=True, timeout=300)
     assert made.returncode == 0 and report.stat().st_size > 0, made.stdout[-2000:] + made.stderr[-2000:]
+    front = report.read_text().split("workflow-desc")[1]  # the front page: question, verdict, Table 1
+    assert (
+        front.index("Can gradient projection stop")
+        < front.index("The verdict on H1")
+        < front.index("Table 1.")
+    )
 
     figure_script = tmp_path / "scripts" / "arm_figures.py"
     figure_script.write_text(figure_script.read_text() + "# a changed figure script\n")

@@ -78,9 +78,7 @@ def grade_file(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pgrpo-grade", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="pgrpo-grade", description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", default=BUILTIN, help="problem file (.jsonl/.parquet) or 'builtin'")
     parser.add_argument("--completions", help="completions file (.jsonl/.parquet)")
     parser.add_argument("--out", help="output parquet")

@@ -164,9 +164,7 @@ def evaluate_loaded(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pgrpo-evaluate", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="pgrpo-evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="local folder of a Hugging Face causal LM")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--problems", default=BUILTIN, help="problem file or 'builtin' (eval split is used)")

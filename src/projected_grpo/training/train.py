@@ -531,9 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..environment.problems import ProblemFileError
     from ..pool.pairs import check_pairs
 
-    parser = argparse.ArgumentParser(
-        prog="pgrpo-train", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="pgrpo-train", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--config",
         required=True,
