@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from .modes import MODES
-from .problems import MIN_TESTS, SPLITS, Problem, ProblemFileError, problem_from_row, write_problems
+from .problems import (
+    MIN_TESTS,
+    SPLITS,
+    Problem,
+    ProblemFileError,
+    jsonl_rows,
+    problem_from_row,
+    write_problems,
+)
 
 # Upstream fields the importer reads, with the type each must have.
 _REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -149,17 +156,7 @@ def _read_jsonl(path: str | Path):
         raise ProblemFileError(f"{path}: no such file")
     if path.suffix != ".jsonl":
         raise ProblemFileError(f"{path}: expected an upstream LeetCode .jsonl file")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ProblemFileError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise ProblemFileError(f"{path}: line {lineno}: expected a JSON object per line")
-            yield lineno, row
+    yield from jsonl_rows(path)
 
 
 def _check_fields(row: dict, where: str) -> None:

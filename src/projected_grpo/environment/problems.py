@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -130,20 +130,24 @@ def read_rows(path: str | Path) -> list[dict]:
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise ProblemFileError(f"{path}: not a readable parquet file ({exc})") from exc
     if path.suffix in (".jsonl", ".json"):
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ProblemFileError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from exc
-                if not isinstance(row, dict):
-                    raise ProblemFileError(f"{path}: line {lineno}: expected a JSON object per line")
-                rows.append(row)
-        return rows
+        return [row for _, row in jsonl_rows(path)]
     raise ProblemFileError(f"{path}: unknown file type {path.suffix!r}; expected .jsonl or .parquet")
+
+
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, row) for each non-blank line of a JSONL file; ``ProblemFileError``
+    naming the line when one is not a JSON object."""
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ProblemFileError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise ProblemFileError(f"{path}: line {lineno}: expected a JSON object per line")
+            yield lineno, row
 
 
 def load_problems(path: str | Path) -> list[Problem]:
