@@ -232,6 +232,18 @@ def test_cli_rejects_a_pool_file_that_is_not_a_teacher_pool(micro_organism, tmp_
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_draws_the_builtin_bank_with_the_configs_bank_settings(micro_organism, tmp_path, capsys):
+    """``bank:`` in the run config reaches the bank (here: a value it refuses, so the
+    error shows the setting was read, before any model loads)."""
+    from projected_grpo.training.train import main
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"model": str(micro_organism), "bank": {"per_family": 0}, "train": {}}))
+    assert main(["--config", str(config), "--out", str(tmp_path / "o")]) == 2
+    assert "per_family" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_pool_too_small_for_the_group_is_refused_before_training(micro_organism, pool, tmp_path):
     frame = pd.read_parquet(pool).groupby(["problem_id", "variant"]).head(1)  # 1 row, G_t = 2
     config = TrainConfig.from_dict(SETTINGS)

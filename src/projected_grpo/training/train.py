@@ -535,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config",
         required=True,
-        help="YAML: model, train (TrainConfig fields) and optionally problems, pool, svd_cache, "
+        help="YAML: model, train (TrainConfig fields) and optionally problems (a file or builtin), "
+        "bank (the builtin bank's settings, as in the study config), pool, svd_cache, "
         "basis, match_basis, pairs + extraction (for projection.refresh_every)",
     )
     parser.add_argument("--out", required=True, help="output folder")
@@ -552,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"train: {exc}") from None
         check_model_folder(raw["model"])
-        problems = load_problem_set(raw.get("problems", "builtin"))
+        problems = load_problem_set(raw.get("problems", "builtin"), raw.get("bank"))
         pool = read_parquet(raw["pool"], "teacher pool (pool:)") if raw.get("pool") else None
         if pool is not None:
             check_pool(pool, f"pool: {raw['pool']}")
