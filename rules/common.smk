@@ -102,6 +102,14 @@ def extraction_settings():
     }
 
 
+def nuisance_pairs(wildcards):
+    """The pairs whose differences are nuisance variation (two clean completions per
+    prompt), for extraction.method gev; none for svd."""
+    if config["method"]["extraction"].get("method", "svd") != "gev":
+        return []
+    return [f"results/basis/{wildcards.fold}/pairs_nonhack.parquet"]
+
+
 def arm_config(arm):
     return config["arms"][arm]
 
@@ -140,6 +148,10 @@ def check_arms():
         if projection.get("intervention", "none") != "none" and not settings.get("basis"):
             raise ValueError(
                 f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, nonhack)"
+            )
+        if projection.get("refresh_every") and config["method"]["extraction"].get("method") == "gev":
+            raise ValueError(
+                f"{where}: projection.refresh_every re-extracts V with method svd only (method gev is not wired into refresh)"
             )
         if bool(projection.get("match_removed")) != bool(settings.get("match_basis")):
             raise ValueError(

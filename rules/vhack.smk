@@ -27,6 +27,8 @@ rule extract_v_hack:
         model=student_model(),
         problems="results/environment/problems.parquet",
         pairs="results/basis/{fold}/pairs_{kind}.parquet",
+        # extraction.method gev: the fold's clean-vs-clean pairs are the nuisance variation
+        nuisance=nuisance_pairs,
     output:
         basis="results/basis/{fold}/V_{kind}.safetensors",
         table="results/basis/{fold}/V_{kind}.parquet",

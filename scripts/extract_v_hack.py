@@ -26,7 +26,11 @@ meta = {
     "fold": snakemake.wildcards.fold,
     "model_hash": model_hash(snakemake.input.model),
 }
-basis = extract_basis(model, tokenizer, pairs, load_problems(snakemake.input.problems), config, meta)
+nuisance = (
+    read_parquet(snakemake.input.nuisance[0], "nuisance pairs file") if snakemake.input.nuisance else None
+)
+problems = load_problems(snakemake.input.problems)
+basis = extract_basis(model, tokenizer, pairs, problems, config, meta, nuisance_pairs=nuisance)
 basis.save(snakemake.output.basis)
 atomic_write_parquet(basis_table(basis), snakemake.output.table)
 print(

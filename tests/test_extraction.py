@@ -10,6 +10,8 @@ tau_axis and the noise floor prune as documented."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -22,6 +24,7 @@ from projected_grpo.method.basis import (
     BasisError,
     basis_overlap,
     model_hash,
+    orient,
     random_basis,
     subspace_overlap,
 )
@@ -31,7 +34,6 @@ from projected_grpo.method.extraction import (
     completion_gradients,
     extract_basis,
     hack_differences,
-    orient,
 )
 from projected_grpo.policy.adapter import attach_knobs, knob_modules, save_knobs
 from projected_grpo.policy.loading import load_model
@@ -383,3 +385,46 @@ def test_remove_common_projects_the_shared_gradient_directions_out_of_v():
     assert abs(float(plain.vectors["m"] @ direction.T)) > 0.9  # without: V is the shared direction
     assert abs(float(removed.vectors["m"] @ direction.T)) < 0.2  # with: V is orthogonal to it
     assert common_directions(grads, 50).shape == (12, 12)  # at most the rank
+
+
+def test_an_svd_basis_records_its_settings_as_before_the_selective_fields_existed():
+    """extraction.method svd reproduces the basis files of the first study byte for byte:
+    the fields added with gev are recorded only when they are set."""
+    settings = json.loads(ExtractConfig(k=2).to_json())
+    assert set(settings) == {
+        "k", "normalization", "tau_axis", "noise_floor", "temperature", "max_new_tokens", "batch_size",
+        "remove_common",
+    }  # fmt: skip
+    assert json.loads(ExtractConfig(method="gev", null_draws=8).to_json())["method"] == "gev"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"method": "pca"}, "extraction.method"),
+        ({"method": "gev", "shrinkage": 0.0}, "shrinkage"),
+        ({"null_draws": 4}, "null_draws"),
+        ({"method": "gev", "remove_common": 2}, "remove_common"),
+    ],
+)
+def test_bad_selective_settings_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ExtractConfig(**settings)
+
+
+def test_gev_on_the_organism_gives_orthonormal_hackward_axes_against_the_nuisance_pairs(organism):
+    tokenizer, model = organism
+    pairs = _pairs_frame(N_PAIRS)
+    others = _pairs_frame(2 * N_PAIRS)
+    nuisance = others[others["pair_id"] >= N_PAIRS].reset_index(drop=True)  # other pairs' differences
+    config = ExtractConfig(k=2, max_new_tokens=MAX_NEW, method="gev", shrinkage=0.3)
+    with pytest.raises(ValueError, match="nuisance pairs"):
+        extract_basis(model, tokenizer, pairs, PROBLEMS, config)
+    basis = extract_basis(model, tokenizer, pairs, PROBLEMS, config, nuisance_pairs=nuisance)
+    grads = completion_gradients(model, tokenizer, pairs, PROBLEMS, config)
+    assert basis.vectors and json.loads(basis.meta["settings"])["method"] == "gev"
+    for name, v in basis.vectors.items():
+        torch.testing.assert_close(v @ v.T, torch.eye(len(v)), rtol=0, atol=1e-5)
+        assert torch.all(basis.singular_values[name][:-1] >= basis.singular_values[name][1:])
+        d = hack_differences(grads, pairs)[name]
+        assert ((d @ v.T) > 0).float().mean(0).min() >= 0.5

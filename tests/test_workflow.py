@@ -69,12 +69,27 @@ def test_unknown_config_key_is_rejected(tmp_path):
             "match_removed and match_basis go together",
         ),
         (lambda c: c["method"].update(folds=["without_sentinel"]), "method.folds: must contain 'all'"),
+        (
+            lambda c: (
+                c["method"]["extraction"].update(method="gev"),
+                c["arms"]["erase"].setdefault("projection", {}).update(refresh_every=2),
+            ),
+            "arms.erase: projection.refresh_every re-extracts V with method svd only",
+        ),
     ],
 )
 def test_an_arm_that_cannot_work_fails_at_start_up_naming_it(tmp_path, change, message):
     result = _dry_run("--configfile", str(_config_with(tmp_path, change)))
     assert result.returncode != 0 and message in result.stdout + result.stderr
     assert "rule build_problems:" not in result.stdout
+
+
+def test_with_method_gev_extraction_reads_the_folds_clean_vs_clean_pairs(tmp_path):
+    config = _config_with(tmp_path, lambda c: c["method"]["extraction"].update(method="gev", null_draws=20))
+    result = _dry_run("results/basis/without_sentinel/V_real.safetensors", "--configfile", str(config))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    job = result.stdout.split("rule extract_v_hack:")[1].split("\n\n")[0]
+    assert "results/basis/without_sentinel/pairs_nonhack.parquet" in job
 
 
 def test_a_configfile_replaces_the_default_config_instead_of_merging_into_it(tmp_path):

@@ -157,3 +157,11 @@ def describe(basis: Basis) -> dict:
             k: (json.loads(v) if k == "settings" else v) for k, v in basis.meta.items() if k != "pair_ids"
         },
     }
+
+
+def orient(v: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Flip each row of ``v: [k, r]`` so that most rows of ``d: [n, r]`` project positively
+    on it (ties keep the sign)."""
+    proj = d @ v.T  # [n, k]
+    flip = (proj < 0).sum(dim=0) > (proj > 0).sum(dim=0)
+    return torch.where(flip.unsqueeze(1), -v, v)

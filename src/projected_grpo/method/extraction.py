@@ -28,9 +28,14 @@ from ..policy.adapter import group_grads, knob_modules, split_rows
 from ..policy.logprobs import pack_sequences, token_logprobs
 from ..policy.sampler import pad_token_id
 from ..pool.pairs import check_pairs
-from .basis import Basis
+from .basis import Basis, orient
+from .selective import selective_axes
 
 NORMALIZATIONS = ("sum", "mean")
+METHODS = ("svd", "gev")
+# Fields added after the first study: recorded in a basis's settings only when they differ
+# from these defaults, so an svd basis is byte for byte the file it was before they existed.
+LATER_FIELDS = {"method": "svd", "shrinkage": 0.3, "null_draws": 0, "null_quantile": 0.95}
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,13 @@ class ExtractConfig:
     temperature / max_new_tokens: the live loss's; batch_size: completions per backward;
     remove_common: per module, project the top ``remove_common`` principal directions of
     *all* pair completions' gradients out of ``D`` before the SVD (0 = off), so V is not
-    the subspace every completion's gradient shares."""
+    the subspace every completion's gradient shares.
+    method: ``svd`` (top-k right singular vectors of ``D``) or ``gev`` (generalized
+    eigenvectors of ``D`` against the shrunk covariance of nuisance differences, e.g.
+    clean-vs-clean pairs: ``selective.selective_axes``); shrinkage: gev's ρ.
+    null_draws: with gev, keep an axis only while it beats the ``null_quantile`` of the top
+    axis refitted on ``null_draws`` label-shuffled pools (0 = keep ``k``; ``k`` is then
+    the most axes kept)."""
 
     k: int = 4
     normalization: str = "sum"
@@ -51,8 +62,23 @@ class ExtractConfig:
     max_new_tokens: int = 160
     batch_size: int = 16
     remove_common: int = 0
+    method: str = "svd"
+    shrinkage: float = 0.3
+    null_draws: int = 0
+    null_quantile: float = 0.95
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"extraction.method: expected one of {METHODS}, got {self.method!r}")
+        if not 0 < self.shrinkage <= 1 or self.null_draws < 0 or not 0 < self.null_quantile < 1:
+            raise ValueError(
+                "extraction: expected 0 < shrinkage <= 1, null_draws >= 0 and 0 < null_quantile < 1 "
+                f"(got {self.shrinkage}, {self.null_draws}, {self.null_quantile})"
+            )
+        if self.method == "svd" and self.null_draws:
+            raise ValueError("extraction.null_draws: the permutation null is for method gev")
+        if self.method == "gev" and self.remove_common:
+            raise ValueError("extraction.remove_common: for method svd (gev discounts the nuisance itself)")
         if self.remove_common < 0:
             raise ValueError(f"extraction.remove_common: expected >= 0, got {self.remove_common}")
         if self.k < 1:
@@ -65,7 +91,8 @@ class ExtractConfig:
             raise ValueError("extraction: expected 0 <= tau_axis <= 1 and 0 <= noise_floor < 1")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = {k: v for k, v in asdict(self).items() if LATER_FIELDS.get(k, object()) != v}
+        return json.dumps(fields, sort_keys=True)
 
 
 def completion_gradients(
@@ -155,14 +182,6 @@ def hack_differences(grads: dict[str, torch.Tensor], pairs: pd.DataFrame) -> dic
     return {name: g[hack] - g[clean] for name, g in grads.items()}
 
 
-def orient(v: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """Flip each row of ``v: [k, r]`` so that most rows of ``d: [n, r]`` project positively
-    on it (ties keep the sign)."""
-    proj = d @ v.T  # [n, k]
-    flip = (proj < 0).sum(dim=0) > (proj > 0).sum(dim=0)
-    return torch.where(flip.unsqueeze(1), -v, v)
-
-
 def common_directions(grads: torch.Tensor, m: int) -> torch.Tensor:
     """``[min(m, rank), r]``: the top right singular vectors of the uncentred completion
     gradients ``grads: [n, r]``, the directions every completion's gradient shares."""
@@ -204,6 +223,39 @@ def basis_from_differences(
     )
 
 
+def selective_basis(
+    grads: dict[str, torch.Tensor],
+    pairs: pd.DataFrame,
+    nuisance: dict[str, torch.Tensor],
+    config: ExtractConfig,
+    meta: dict | None = None,
+) -> Basis:
+    """``method: gev``: per module, ``selective.selective_axes`` of the pairs' hack and
+    clean gradients (``grads`` rows follow ``pairs`` rows) against ``nuisance[module]:
+    [m, r]`` (permutation null seeded 0); ``S`` holds the generalized eigenvalues."""
+    check_pairs(pairs)
+    positions = (
+        pairs.reset_index(drop=True).reset_index().pivot(index="pair_id", columns="label", values="index")
+    )
+    hack, clean = (torch.tensor(positions[label].to_numpy()) for label in ("hack", "clean"))
+    vectors, values = {}, {}
+    for name, g in grads.items():
+        if name not in nuisance or not torch.any(g[hack] != g[clean]):
+            continue
+        s, v = selective_axes(
+            g[hack],
+            g[clean],
+            nuisance[name],
+            config.k,
+            config.shrinkage,
+            config.null_draws,
+            config.null_quantile,
+        )
+        if s.numel():
+            vectors[name], values[name] = v.float().contiguous(), s.float().contiguous()
+    return Basis(vectors, values, {"settings": config.to_json(), **(meta or {})})
+
+
 def extract_basis(
     model,
     tokenizer,
@@ -211,11 +263,20 @@ def extract_basis(
     problems: Sequence[Problem],
     config: ExtractConfig,
     meta: dict | None = None,
+    nuisance_pairs: pd.DataFrame | None = None,
 ) -> Basis:
-    """``V`` for ``model`` (as it is now: callers ablate the quarantine when they need to)."""
+    """``V`` for ``model`` (as it is now: callers ablate the quarantine when they need to).
+    ``nuisance_pairs`` (method gev): pairs whose differences are nuisance variation (two
+    clean completions per prompt)."""
+    if config.method == "gev" and nuisance_pairs is None:
+        raise ValueError("extraction.method gev needs nuisance pairs (clean-vs-clean); none were given")
     grads = completion_gradients(model, tokenizer, pairs, problems, config)
     ids = sorted(int(i) for i in pairs["pair_id"].unique())
     info = {"n_pairs": str(len(ids)), "pair_ids": json.dumps(ids), **(meta or {})}
+    if config.method == "gev":
+        nuisance_grads = completion_gradients(model, tokenizer, nuisance_pairs, problems, config)
+        nuisance = hack_differences(nuisance_grads, nuisance_pairs)
+        return selective_basis(grads, pairs, nuisance, config, info)
     common = (
         {name: common_directions(g, config.remove_common) for name, g in grads.items()}
         if config.remove_common
