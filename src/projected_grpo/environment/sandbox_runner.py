@@ -303,6 +303,7 @@ class SlotGroup:
                 cpu_dir + ("/cpuacct.usage" if version == "v1" else "/cpu.stat"), os.O_RDONLY
             )
             self.join_fds = [os.open(d + "/cgroup.procs", os.O_WRONLY) for d in self.dirs.values()]
+            self.dir_fd = os.open(next(iter(self.dirs.values())), os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             self.remove()
             raise
@@ -372,15 +373,32 @@ class SlotGroup:
         for fd in self.join_fds:
             os.write(fd, b"0")
 
+    def kill_all(self):
+        """In the supervisor: SIGKILL every process of the tree at once, rather than wait
+        for its pid 1 to be scheduled to take its siblings down (they spin meanwhile)."""
+        fd = os.open("cgroup.procs", os.O_RDONLY, dir_fd=self.dir_fd)
+        try:
+            pids = os.read(fd, 1 << 16).split()
+        finally:
+            os.close(fd)
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
     def empty(self, timeout_s=2.0):
         """After a job: kill whatever is left in the group; True when it is empty."""
         return _empty_group(list(self.dirs.values()), timeout_s)
 
     def remove(self):
-        for fd in getattr(self, "join_fds", []) + [getattr(self, "cpu_fd", None)]:
+        for fd in getattr(self, "join_fds", []) + [
+            getattr(self, "cpu_fd", None),
+            getattr(self, "dir_fd", None),
+        ]:
             if fd is not None:
                 os.close(fd)
-        self.join_fds, self.cpu_fd = [], None
+        self.join_fds, self.cpu_fd, self.dir_fd = [], None, None
         _empty_group(self._made, 2.0)
         for path in self._made:
             for d in (path, os.path.dirname(path)):  # the parent too, once no slot uses it
@@ -535,10 +553,10 @@ def _become_submission(job, cwd_fd, pipes, isolation, features):
 CPU_POLL_S = 0.01  # the CPU-time check's period, far from the limit; finer near it
 
 
-def _wait_with_deadline(pid, deadline, cpu_left_ns=None):
-    """Wait for ``pid``; SIGKILL it (and, without a pid namespace, its group) at the wall
-    deadline, or once ``cpu_left_ns()`` (the CPU time the tree has left) is not positive.
-    Returns (status, why): why is None, "wall" or "cpu"."""
+def _wait_with_deadline(pid, deadline, cpu_left_ns=None, kill_tree=None):
+    """Wait for ``pid``; SIGKILL it (and, without a pid namespace, its group; and
+    ``kill_tree()``) at the wall deadline, or once ``cpu_left_ns()`` (the CPU time the tree
+    has left) is not positive. Returns (status, why): why is None, "wall" or "cpu"."""
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -558,14 +576,15 @@ def _wait_with_deadline(pid, deadline, cpu_left_ns=None):
         cpu_left = cpu_left_ns() / 1e9 if cpu_left_ns is not None and why is None else None
         if why is None and (remaining <= 0 or (cpu_left is not None and cpu_left <= 0)):
             why = "wall" if remaining <= 0 else "cpu"
-            for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+            targets = [lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)]
+            for target in targets + ([kill_tree] if kill_tree else []):
                 try:
                     target()
                 except OSError:
                     pass
             remaining = 0.05
-        elif cpu_left is not None:  # the tree spends CPU on at most every core at once
-            remaining = min(remaining, CPU_POLL_S, max(cpu_left / cores, 0.0005))
+        elif cpu_left is not None:  # at most every core spends it; look again halfway there
+            remaining = min(remaining, CPU_POLL_S, max(cpu_left / cores / 2, 0.0005))
         if pidfd is not None:
             poller.poll(max(remaining, 0.0005) * 1000)
         else:
@@ -618,7 +637,8 @@ def _supervise(job, cwd, pipes, meta_w, features):
     for fd in pipes:
         os.close(fd)
     cpu_left_ns = None if group is None else lambda: cpu_limit_ns - (group.cpu_ns() - cpu_start_ns)
-    status, why = _wait_with_deadline(pid, start + job["limits"]["wall_s"], cpu_left_ns)
+    kill_tree = None if group is None else group.kill_all
+    status, why = _wait_with_deadline(pid, start + job["limits"]["wall_s"], cpu_left_ns, kill_tree)
     exit_code = os.waitstatus_to_exitcode(status)
     if exit_code == SETUP_FAILED:
         os.write(
