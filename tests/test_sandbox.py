@@ -634,6 +634,26 @@ def test_with_cgroups_forced_off_the_rlimits_still_hold_and_it_says_so():
     assert ex.cpu_s > 0.9 and not credited(sub, ex), _describe(ex)
 
 
+def test_a_slot_group_that_cannot_be_made_falls_back_and_says_why():
+    """Asks for cgroup v2: on a hybrid machine its hierarchy has no memory or pids
+    controller (they are bound to v1), so the slot falls back and leaves nothing there."""
+    with Sandbox(workers=1, limits=LIMITS, cgroup="v2") as box:
+        sub, ex = _grade_one(box, honest())
+        isolation = box.isolation
+    assert credited(sub, ex) == list(MODES), _describe(ex)
+    if isolation["cgroup"] == "v2":
+        return  # a v2 machine: the group was made
+    assert isolation["cgroup"] is None and isolation["cgroup_error"], isolation
+    assert isolation["cgroup_error"] in describe_isolation(isolation)
+    try:
+        _, own = sandbox_runner.own_cgroup_dirs(
+            Path("/proc/self/mountinfo").read_text(), Path("/proc/self/cgroup").read_text(), "v2"
+        )
+    except OSError:
+        return  # no cgroup2 mount at all
+    assert not os.path.exists(f"{own['']}/{sandbox_runner.CGROUP_PARENT}"), "a failed group was left"
+
+
 MOUNTINFO_V1 = (
     "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
     "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"

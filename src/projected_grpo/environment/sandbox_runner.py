@@ -400,12 +400,11 @@ class SlotGroup:
                 os.close(fd)
         self.join_fds, self.cpu_fd, self.dir_fd = [], None, None
         _empty_group(self._made, 2.0)
-        for path in self._made:
-            for d in (path, os.path.dirname(path)):  # the parent too, once no slot uses it
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+        for d in self._made + self.parents:  # the parents too, once no slot uses them
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         self._made = []
 
 
