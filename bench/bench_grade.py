@@ -51,7 +51,7 @@ while True:
 
 
 def _ms(seconds: list[float]) -> str:
-    q = statistics.quantiles(seconds, n=20) if len(seconds) > 1 else seconds * 19
+    q = statistics.quantiles(seconds, n=20, method="inclusive") if len(seconds) > 1 else seconds * 19
     return f"median {1000 * statistics.median(seconds):.0f} ms, p95 {1000 * q[-1]:.0f} ms, max {1000 * max(seconds):.0f} ms"
 
 
