@@ -241,6 +241,7 @@ def test_self_check_fails_on_a_wrong_canonical_solution(tmp_path):
 def test_isolation_prints_the_layer_list():
     result = grade_cli("--isolation")
     assert result.returncode == 0, result.stderr
-    for layer in ("network namespace", "pid namespace", "tmpfs cwd", "rlimits", "scrubbed env"):
+    layers = ("network namespace", "pid namespace", "tmpfs cwd", "uid", "control group per slot", "rlimits")
+    for layer in layers:
         assert layer in result.stdout
-    assert result.stdout.count("  [") >= 7
+    assert result.stdout.count("  [") >= 8

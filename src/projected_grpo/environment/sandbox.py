@@ -1,8 +1,10 @@
 """Trainer-side sandbox pool: run untrusted submissions in isolated worker processes.
 
 ``Sandbox`` starts ``workers`` copies of ``sandbox_runner.py`` (stdlib only, scrubbed
-environment, private network namespace) and deals ``Job``s to them. Each job runs in a
-fresh, namespaced, rlimited process (see ``sandbox_runner``); this process only ever sees
+environment, private network namespace) and deals ``Job``s to them. Each runner is a slot
+with its own uid and, where the machine allows, its own control group; each job runs in a
+fresh, namespaced, rlimited process tree inside it (see ``sandbox_runner``); this process
+only ever sees
 an ``Execution``: plain data describing what the submission did. No verdicts here — the
 grader forms them.
 """
@@ -26,11 +28,16 @@ from .modes import DEFAULT
 
 RUNNER_PATH = Path(__file__).with_name("sandbox_runner.py")
 RUNNER_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+CGROUP_CHOICES = ("auto", "v1", "v2", "off")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-submission limits. Wall time bounds everything; the rest bound the damage."""
+    """Per-submission limits. Wall time bounds everything; the rest bound the damage.
+
+    With a control group per slot, ``memory_bytes`` and ``processes`` also bound the whole
+    process tree's total, and ``cpu_s`` is the tree's CPU time, enforced to the
+    millisecond; without one, they are per-process rlimits (CPU in whole seconds)."""
 
     wall_s: float = 3.0
     cpu_s: float = 2.0
@@ -99,8 +106,10 @@ class Execution:
     stderr: str = ""
     files: dict[str, str] = field(default_factory=dict)
     timed_out: bool = False
+    cpu_exceeded: bool = False
     exit_code: int | None = None
     wall_s: float = 0.0
+    cpu_s: float = 0.0
     error: str | None = None
 
 
@@ -138,8 +147,10 @@ def parse_outcome(outcome: dict, n_calls: int) -> Execution:
         stderr=outcome.get("stderr", ""),
         files=outcome.get("files", {}),
         timed_out=bool(outcome.get("timed_out", False)),
+        cpu_exceeded=bool(outcome.get("cpu_exceeded", False)),
         exit_code=outcome.get("exit_code"),
         wall_s=float(outcome.get("wall_s", 0.0)),
+        cpu_s=float(outcome.get("cpu_s", 0.0)),
         error=outcome.get("setup_error"),
     )
     if ex.error:
@@ -186,8 +197,8 @@ def parse_outcome(outcome: dict, n_calls: int) -> Execution:
 class _Runner:
     """One worker process and its framed pipe."""
 
-    def __init__(self, limits: Limits, namespaces: bool, network_isolation: bool):
-        config = {"namespaces": namespaces, "network_isolation": network_isolation}
+    def __init__(self, limits: Limits, namespaces: bool, network_isolation: bool, cgroup: str):
+        config = {"namespaces": namespaces, "network_isolation": network_isolation, "cgroup": cgroup}
         self.limits = limits
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", str(RUNNER_PATH), json.dumps(config)],
@@ -254,10 +265,13 @@ class _Runner:
 
 
 class Sandbox:
-    """A pool of sandbox runners. Use as a context manager.
+    """A pool of sandbox runners (slots). Use as a context manager.
 
     ``run(jobs)`` returns one ``Execution`` per job, in order. A runner that dies or stops
     answering (whatever a submission did) is replaced, and its job reports the error.
+    ``cgroup``: "auto" (cgroup v1 where memory, pids and cpuacct are mounted, else v2),
+    "v1", "v2", or "off" (today's per-process rlimits only); a slot whose group cannot be
+    made falls back to "off" and says why in ``isolation``.
     """
 
     def __init__(
@@ -266,9 +280,12 @@ class Sandbox:
         limits: Limits = Limits(),
         namespaces: bool = True,
         network_isolation: bool = True,
+        cgroup: str = "auto",
     ):
+        if cgroup not in CGROUP_CHOICES:
+            raise ValueError(f"cgroup={cgroup!r}: expected one of {', '.join(CGROUP_CHOICES)}")
         self.limits = limits
-        self._runner_args = (limits, namespaces, network_isolation)
+        self._runner_args = (limits, namespaces, network_isolation, cgroup)
         self._runners = [_Runner(*self._runner_args) for _ in range(workers or os.cpu_count() or 1)]
         self.isolation: dict = self._runners[0].isolation
 
@@ -303,6 +320,10 @@ class Sandbox:
     def runner_pids(self) -> list[int]:
         return [r.proc.pid for r in self._runners]
 
+    def slot_uids(self) -> list[int | None]:
+        """The uid each slot's submissions run as (None: no uid drop here)."""
+        return [r.isolation.get("slot_uid") for r in self._runners]
+
     def close(self) -> None:
         for r in self._runners:
             r.close()
@@ -315,13 +336,37 @@ class Sandbox:
 
 
 def describe_isolation(isolation: dict) -> str:
-    """One line per isolation layer, saying whether it is in force."""
+    """One line per isolation layer, saying whether it is in force (and, for the slot's
+    uid and control group, what stands in where it is not)."""
+    if isolation.get("cgroup"):
+        cgroup = (
+            f"control group per slot (cgroup {isolation['cgroup']}): memory and processes limited "
+            "on the whole tree, its CPU time killed at cpu_s (ms resolution)",
+            True,
+        )
+    else:
+        cgroup = (
+            "control group per slot: not available here "
+            f"({isolation.get('cgroup_error') or 'not tried'}); memory and processes limited "
+            "per process, CPU in whole seconds (rlimits)",
+            False,
+        )
+    if isolation.get("uid_per_slot"):
+        uid = (
+            f"unprivileged uid of its own per slot, from a reserved range (first slot: {isolation.get('slot_uid')})",
+            True,
+        )
+    elif isolation.get("uid_drop"):
+        uid = (f"unprivileged uid (nobody, shared by every slot: {isolation.get('uid_error')})", True)
+    else:
+        uid = ("unprivileged uid per slot", False)
     layers = [
         ("network namespace (no network)", isolation.get("network_namespace")),
         ("pid namespace (orphans killed with the submission)", isolation.get("pid_namespace")),
         ("minimal read-only root: system libraries and Python only", isolation.get("minimal_root")),
         ("tmpfs cwd and /tmp (disk quota, gone after the run)", isolation.get("tmpfs_cwd")),
-        ("unprivileged uid (nobody)", isolation.get("uid_drop")),
+        uid,
+        cgroup,
         ("user namespace (non-root host)", isolation.get("user_namespace")),
     ]
     lines = [f"  [{'x' if on else ' '}] {name}" for name, on in layers]
