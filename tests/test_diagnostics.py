@@ -1,0 +1,86 @@
+"""method/diagnostics.py: each basis diagnostic reads its planted answer and sits at its
+null on noise."""
+
+import math
+
+import pytest
+import torch
+
+from projected_grpo.method.diagnostics import (
+    auc,
+    energy_selectivity,
+    energy_share,
+    length_correlation,
+    projection_auc,
+    sign_accuracy,
+    variance_share,
+)
+
+R = 40
+
+
+def axis(i: int) -> torch.Tensor:
+    v = torch.zeros(1, R)
+    v[0, i] = 1.0
+    return v
+
+
+def noise(n: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, R, generator=torch.Generator().manual_seed(seed))
+
+
+def test_sign_accuracy_is_one_along_the_planted_direction_and_a_coin_flip_elsewhere():
+    d = noise(400, 0)
+    d[:, 3] = d[:, 3].abs() + 0.1  # every pair differs hack-ward along axis 3
+    assert sign_accuracy(axis(3), d).item() == 1.0
+    assert sign_accuracy(-axis(3), d).item() == 0.0
+    assert sign_accuracy(axis(7), d).item() == pytest.approx(0.5, abs=0.08)
+
+
+def test_energy_share_is_k_over_r_for_isotropic_gradients():
+    v = torch.linalg.qr(noise(R, 1).T)[0].T[:4]  # 4 random orthonormal rows
+    assert float(energy_share(v, noise(4000, 2)).mean()) == pytest.approx(4 / R, rel=0.1)
+    assert energy_share(axis(0), torch.zeros(2, R)).tolist() == [0.0, 0.0]
+
+
+def test_energy_selectivity_tells_lever_gradients_from_code_gradients():
+    lever, code = noise(50, 3), noise(50, 4)
+    lever[:, 5] += 30.0  # the lever tokens' gradients live along axis 5
+    on_lever, on_code = energy_selectivity(axis(5), lever, code)
+    assert on_lever > 0.9 and on_code < 0.1
+
+
+def test_variance_share_reads_the_shared_direction_and_the_null():
+    g = 0.1 * noise(500, 5)
+    g[:, 0] += 5 * torch.randn(
+        500, generator=torch.Generator().manual_seed(6)
+    )  # every gradient varies along 0
+    assert variance_share(axis(0), g) > 0.95
+    assert variance_share(axis(9), g) < 0.01
+    assert variance_share(axis(9), noise(5000, 7)) == pytest.approx(1 / R, rel=0.15)
+
+
+def test_auc_counts_ties_as_half_and_needs_both_classes():
+    positive = torch.tensor([True, True, False, False])
+    assert auc(torch.tensor([3.0, 2.0, 1.0, 0.0]), positive) == 1.0
+    assert auc(torch.tensor([0.0, 1.0, 2.0, 3.0]), positive) == 0.0
+    assert auc(torch.tensor([1.0, 1.0, 1.0, 1.0]), positive) == 0.5
+    assert auc(torch.tensor([2.0, 1.0, 1.0, 0.0]), positive) == pytest.approx(0.875)  # 3.5 of 4 pairs
+    assert math.isnan(auc(torch.tensor([1.0]), torch.tensor([True])))
+
+
+def test_projection_auc_ranks_hack_gradients_that_point_along_v_first():
+    g = noise(200, 8)
+    is_hack = torch.arange(200) % 4 == 0
+    g[is_hack, 2] += 3.0
+    first, relu_norm = projection_auc(axis(2), g, is_hack)
+    assert first > 0.95 and relu_norm > 0.9
+    assert projection_auc(axis(11), g, is_hack)[0] == pytest.approx(0.5, abs=0.12)
+
+
+def test_length_correlation_flags_a_score_that_is_the_length_difference():
+    lengths = torch.arange(30, dtype=torch.float64) - 15
+    d = 0.01 * noise(30, 9).double()
+    d[:, 0] += lengths
+    assert length_correlation(axis(0), d, lengths) > 0.99
+    assert math.isnan(length_correlation(axis(0), d, torch.ones(30)))
