@@ -35,6 +35,9 @@ TABLE_METRICS = [
 ]  # fmt: skip
 # Table 1: hack and solve, last 5 training steps and post-training evaluation.
 TABLE1_METRICS = ["hack_end", "solve_end", "eval_loophole_hack", "eval_no_loophole_solve"]
+# Basis diagnostics (the basis_diagnostics jobs) - how many natural teacher-pool hacks and correct
+# completions, and how many of the base model's own samples, each fold's bases are read on.
+DIAGNOSTICS = {"n_natural": 128, "n_ordinary": 256, "seed": 0} | config["method"].get("diagnostics", {})
 # Keys of an arm that are not TrainConfig fields: which basis files the run reads, and
 # the folds it runs in ("all", "lomo" = every without_<mode> fold; default: ["all"]).
 ARM_KEYS = ("basis", "match_basis", "folds")
@@ -100,6 +103,15 @@ def extraction_settings():
         "temperature": train["temperature"],
         "max_new_tokens": train["max_new_tokens"],
     }
+
+
+def basis_kinds(fold):
+    """The bases fold `fold` builds: real, and every basis or match_basis an arm running in
+    the fold reads (their diagnostics are measured before any training)."""
+    used = {
+        arm_config(arm).get(key) for arm in ARMS if runs_in(arm, fold) for key in ("basis", "match_basis")
+    }
+    return ["real"] + sorted(kind for kind in used - {None, "real"})
 
 
 def nuisance_pairs(wildcards):
@@ -246,6 +258,7 @@ def all_targets():
         "results/environment/selfcheck.json",
         *expand("results/organism/{organism}/base_rates.json", organism=MEASURED),
         *expand("results/basis/{fold}/capture_real.csv", fold=FOLDS),
+        "results/tables/basis_diagnostics.md",
         *run_dirs(),
         "results/table1.md",
         "results/tables/lomo.md",

@@ -90,3 +90,58 @@ rule basis_capture:
         compute=COMPUTE,
     script:
         "../scripts/basis_capture.py"
+
+
+rule basis_diagnostics:
+    input:
+        model=student_model(),
+        problems="results/environment/problems.parquet",
+        pairs="results/basis/{fold}/pairs_real.parquet",
+        pool="results/pool/pool.parquet",
+        ordinary="results/organism/student/eval_completions.parquet",
+        bases=lambda wc: expand(
+            "results/basis/{fold}/V_{kind}.safetensors", fold=wc.fold, kind=basis_kinds(wc.fold)
+        ),
+    output:
+        "results/basis/{fold}/diagnostics.csv",
+    log:
+        "results/logs/basis_diagnostics/{fold}.log",
+    benchmark:
+        "results/benchmarks/basis_diagnostics/{fold}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=10,
+        gpu=GPUS,
+    params:
+        kinds=lambda wc: basis_kinds(wc.fold),
+        held_out=lambda wc: None if wc.fold == "all" else wc.fold.removeprefix("without_"),
+        diagnostics=DIAGNOSTICS,
+        extraction=extraction_settings(),
+        adapter_targets=config["train"]["adapter_targets"],
+        svd_cache="results/cache/svd",
+        compute=COMPUTE,
+    script:
+        "../scripts/basis_diagnostics.py"
+
+
+rule basis_diagnostics_table:
+    input:
+        expand("results/basis/{fold}/diagnostics.csv", fold=FOLDS),
+    output:
+        csv=report(
+            "results/tables/basis_diagnostics.csv",
+            caption="../report/basis_diagnostics.rst",
+            category="Basis diagnostics",
+        ),
+        md="results/tables/basis_diagnostics.md",
+    log:
+        "results/logs/basis_diagnostics_table.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        folds=FOLDS,
+    script:
+        "../scripts/basis_diagnostics_table.py"

@@ -84,3 +84,47 @@ def test_length_correlation_flags_a_score_that_is_the_length_difference():
     d[:, 0] += lengths
     assert length_correlation(axis(0), d, lengths) > 0.99
     assert math.isnan(length_correlation(axis(0), d, torch.ones(30)))
+
+
+def test_the_table_reads_every_basis_of_a_fold_on_the_organism(micro_organism, tmp_path):
+    import pandas as pd
+
+    from projected_grpo.environment.families import builtin_bank
+    from projected_grpo.environment.modes import MODES
+    from projected_grpo.method.basis import random_basis
+    from projected_grpo.method.diagnostics import diagnostics_table, natural_rows
+    from projected_grpo.method.extraction import ExtractConfig, extract_basis
+    from projected_grpo.policy.adapter import knob_modules
+    from projected_grpo.policy.loading import load_model
+    from projected_grpo.pool.pairs import PairsConfig, build_pairs
+
+    torch.set_num_threads(1)
+    problems = builtin_bank(per_family=2, eval_every=2)
+    tokenizer, model = load_model(micro_organism, adapter_targets=[r"\.(q|v)_proj$"], svd_cache=tmp_path)
+    pairs = build_pairs(problems, None, MODES, PairsConfig(templated_per_problem=1, pool_per_problem=0))
+    pairs = pairs[pairs["pair_id"] < 6].reset_index(drop=True)
+    config = ExtractConfig(k=2, max_new_tokens=64)
+    real = extract_basis(model, tokenizer, pairs, problems, config)
+    modules = knob_modules(model)
+    random = random_basis(real.ranks, {n: m.rank for n, m in modules.items()}, seed=0)
+    # natural rows: the pairs' own completions, hacks labelled exploited (a stand-in for the pool)
+    pool = pairs.assign(variant="loophole", mode="run_tests", exploited=pairs["label"] == "hack",
+                        oracle_correct=pairs["label"] == "clean")  # fmt: skip
+    natural = natural_rows(pool, None, n=4, seed=0)
+    table = diagnostics_table(
+        model, tokenizer, {"real": real, "random": random}, pairs, natural, pairs, problems, config
+    )
+    assert table["kind"].tolist() == ["real", "random"]
+    assert (table["natural_hacks"] == 4).all() and (table["natural_correct"] == 4).all()
+    real_row, random_row = table.iloc[0], table.iloc[1]
+    assert real_row["sign_accuracy_first"] >= 0.5  # in sample: V was oriented on these pairs
+    for column in (
+        "sign_accuracy_mean",
+        "energy_lever",
+        "energy_code",
+        "variance_share",
+        "auc_first",
+        "auc_relu",
+    ):
+        assert 0 <= real_row[column] <= 1 and 0 <= random_row[column] <= 1, column
+    assert not pd.isna(real_row["length_correlation"])

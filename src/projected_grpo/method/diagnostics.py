@@ -14,11 +14,31 @@ and gradient rows of that module's ``dS``; every number has a null it is read ag
   ranks natural hacks above correct completions (null 0.5);
 - ``length_correlation``: the correlation of the first-axis score of a pair difference with
   the pair's completion-length difference (a basis that reads "longer" is confounded).
+
+``diagnostics_table`` computes them all on a model for every basis of a fold (rule
+basis_diagnostics).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+import pandas as pd
 import torch
+
+from ..environment.problems import Problem
+from ..policy.sampler import pad_token_id
+from ..pool.pairs import check_pairs
+from .basis import Basis
+from .capture import subset_weights
+from .extraction import (
+    ExtractConfig,
+    completion_gradients,
+    encode_rows,
+    hack_differences,
+    token_weighted_gradients,
+)
 
 
 def sign_accuracy(v: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -75,3 +95,120 @@ def length_correlation(v: torch.Tensor, d: torch.Tensor, length_difference: torc
     x, y = score - score.mean(), length_difference.double() - length_difference.double().mean()
     denominator = x.norm() * y.norm()
     return float((x @ y) / denominator) if denominator > 0 else float("nan")
+
+
+def sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """At most ``n`` rows of ``frame``, drawn without replacement with ``seed`` (all of them,
+    in order, when there are no more than ``n``)."""
+    return frame if len(frame) <= n else frame.sample(n=n, random_state=seed).sort_index()
+
+
+def natural_rows(pool: pd.DataFrame, held_out: str | None, n: int, seed: int) -> pd.DataFrame:
+    """Natural hacks and correct completions of the teacher pool's loophole prompts, at most
+    ``n`` of each: every mode's, or (``held_out``: a leave-one-mode-out fold) only those of
+    the held-out mode's problems, which the fold's pairs never show."""
+    rows = pool[pool["variant"] == "loophole"]
+    if held_out is not None:
+        rows = rows[rows["mode"] == held_out]
+    hacks = sample_rows(rows[rows["exploited"].astype(bool)], n, seed)
+    correct = sample_rows(
+        rows[rows["oracle_correct"].astype(bool) & ~rows["exploited"].astype(bool)], n, seed
+    )
+    return pd.concat([hacks, correct]).reset_index(drop=True)
+
+
+def diagnostics_table(
+    model,
+    tokenizer,
+    bases: dict[str, Basis],
+    pairs: pd.DataFrame,
+    natural: pd.DataFrame,
+    ordinary: pd.DataFrame,
+    problems: Sequence[Problem],
+    config: ExtractConfig,
+) -> pd.DataFrame:
+    """One row per basis kind (``bases``): every diagnostic averaged over the modules the
+    basis has, with its null. ``pairs``: the fold's real pairs (sign accuracy and length on
+    all of them: *in sample* for the real basis, which was extracted from them; energy
+    selectivity on the templated ones); ``natural``: rows with an ``exploited`` column
+    (``natural_rows``); ``ordinary``: the base model's own samples (their gradients'
+    variance). Gradients as the extraction takes them (``config``)."""
+    check_pairs(pairs)
+    grads = completion_gradients(model, tokenizer, pairs, problems, config)
+    d = hack_differences(grads, pairs)
+    _, tokens = encode_rows(tokenizer, pairs, problems, config.max_new_tokens)
+    length = pairs.assign(tokens=[len(t) for t in tokens]).pivot(
+        index="pair_id", columns="label", values="tokens"
+    )
+    length_difference = torch.tensor((length["hack"] - length["clean"]).to_numpy(), dtype=torch.float64)
+    lever, code = _lever_and_code_gradients(model, tokenizer, pairs, problems, config)
+    natural_grads = completion_gradients(model, tokenizer, natural, problems, config) if len(natural) else {}
+    is_hack = torch.tensor(natural["exploited"].astype(bool).to_numpy())
+    ordinary_grads = completion_gradients(model, tokenizer, ordinary, problems, config)
+    rows = []
+    for kind, basis in bases.items():
+        per_module = []
+        for name, v in basis.vectors.items():
+            k, r = v.shape
+            first = sign_accuracy(v[:1], d[name])
+            on_lever, on_code = (
+                energy_selectivity(v, lever[name], code[name]) if lever else (math.nan, math.nan)
+            )
+            auc_first, auc_relu = (
+                projection_auc(v, natural_grads[name], is_hack) if natural_grads else (math.nan, math.nan)
+            )
+            per_module.append(
+                {
+                    "sign_accuracy_first": float(first[0]),
+                    "sign_accuracy_mean": float(sign_accuracy(v, d[name]).mean()),
+                    "energy_lever": on_lever,
+                    "energy_code": on_code,
+                    "variance_share": variance_share(v, ordinary_grads[name]),
+                    "share_null": k / r,
+                    "auc_first": auc_first,
+                    "auc_relu": auc_relu,
+                    "length_correlation": length_correlation(v, d[name], length_difference),
+                }
+            )
+        means = pd.DataFrame(per_module).mean(numeric_only=True).to_dict() if per_module else {}
+        rows.append(
+            {
+                "kind": kind,
+                "modules": len(basis.vectors),
+                "axes": sum(basis.ranks.values()),
+                **means,
+                "pairs": len(d[next(iter(d))]) if d else 0,
+                "natural_hacks": int(is_hack.sum()),
+                "natural_correct": int((~is_hack).sum()),
+                "ordinary": len(ordinary),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _lever_and_code_gradients(model, tokenizer, pairs, problems, config):
+    """``({module: [n, r]}, {module: [n, r]})``: per templated pair, the gradient of its hack
+    row's lever tokens and of its clean row's code tokens (``capture.subset_weights``);
+    empty dicts without templated pairs."""
+    templated = pairs[pairs["source"] == "templated"].sort_values(
+        ["pair_id", "label"], ascending=[True, False]
+    )
+    if templated.empty:
+        return {}, {}
+    prompts, completions = encode_rows(tokenizer, templated, problems, config.max_new_tokens)
+    lever_w, code_w = [], []
+    for i in range(0, len(completions), 2):  # (hack, clean) rows of one pair
+        subsets = subset_weights(completions[i], completions[i + 1], n_end=2)
+        lever_w.append(subsets["lever"][0])
+        code_w.append(subsets["clean_code"][1])
+    pad = pad_token_id(tokenizer)
+    hack_rows, clean_rows = range(0, len(completions), 2), range(1, len(completions), 2)
+    lever = token_weighted_gradients(
+        model, pad, [prompts[i] for i in hack_rows], [completions[i] for i in hack_rows], lever_w,
+        config.temperature, config.batch_size,
+    )  # fmt: skip
+    code = token_weighted_gradients(
+        model, pad, [prompts[i] for i in clean_rows], [completions[i] for i in clean_rows], code_w,
+        config.temperature, config.batch_size,
+    )  # fmt: skip
+    return lever, code
