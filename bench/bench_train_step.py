@@ -6,7 +6,7 @@
 One run, one model (the organism, SVD knobs attached, only ``dS`` trains), the same problem
 batches, prompts per step, group size, max_new_tokens and temperature for every method:
 
-1. ours: ``train.Trainer.step``, the step ``projected_grpo.train.train`` runs —
+1. ours: ``training.train.Trainer.step``, the step ``projected_grpo.training.train.train`` runs —
    ``rollouts.collect`` (batched KV-cache sampler + sandbox grading), one forward +
    backward with split student/teacher knob views, clip, AdamW, schedule and the step's
    metrics. mix 0.5 (teacher pool) and mix 0.

@@ -9,7 +9,7 @@ import torch
 from projected_grpo.core.io import atomic_write_parquet, read_parquet
 from projected_grpo.environment.problems import load_problems
 from projected_grpo.method.basis import basis_table, model_hash
-from projected_grpo.method.extraction import ExtractConfig, extract_basis
+from projected_grpo.method.extraction import ExtractConfig, extract_basis, split_by_problem
 from projected_grpo.policy.loading import load_model
 
 torch.set_num_threads(snakemake.threads)
@@ -29,6 +29,8 @@ meta = {
 nuisance = (
     read_parquet(snakemake.input.nuisance[0], "nuisance pairs file") if snakemake.input.nuisance else None
 )
+if nuisance is not None and snakemake.wildcards.kind == "nonhack":  # its own pairs are the nuisance: split
+    pairs, nuisance = split_by_problem(pairs)
 problems = load_problems(snakemake.input.problems)
 basis = extract_basis(model, tokenizer, pairs, problems, config, meta, nuisance_pairs=nuisance)
 basis.save(snakemake.output.basis)

@@ -217,13 +217,16 @@ def slurm_env():
 def tiny_dag_rerun(tmp_path_factory, request) -> TinyRun:
     """The whole tiny DAG run a second time, in another folder and process: through SLURM
     (``--profile profiles/slurm`` on the single-node cluster of ``slurm_env``) where the
-    SLURM test is asked for (PGRPO_SLURM_TEST=1, as on CI), else on 2 local cores. The
+    SLURM test is asked for (PGRPO_SLURM_TEST=1, as on CI) and selected, else on 2 local
+    cores. The
     byte-identity test compares it with ``tiny_dag``; the SLURM test also checks its jobs.
     One rerun serves both, so CI runs the tiny DAG twice, not three times."""
     workdir = tmp_path_factory.mktemp("tiny_dag_rerun")
     copy_workflow(workdir)
     command = tiny_command(workdir)
-    on_slurm = os.environ.get("PGRPO_SLURM_TEST") == "1"
+    # SLURM only when the SLURM test is asked for and selected (-m "not slurm" keeps it local).
+    selected = any(item.get_closest_marker("slurm") for item in request.session.items)
+    on_slurm = os.environ.get("PGRPO_SLURM_TEST") == "1" and selected
     if on_slurm:
         env = request.getfixturevalue("slurm_env")
         extra = ["--profile", str(workdir / "profiles" / "slurm")]

@@ -10,6 +10,7 @@ spec = importlib.util.spec_from_file_location("timings", REPO / "scripts" / "ci"
 timings = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(timings)
 
+# What `make test` prints (pytest -q --durations=15): the summary line is bare.
 LOG = """\
 ........................................ [100%]
 ============================= slowest 15 durations =============================
@@ -18,7 +19,7 @@ LOG = """\
 0.50s call     tests/test_io.py::test_atomic_write
 =========================== short test summary info ============================
 XFAIL tests/test_sandbox.py::test_memory_across_forked_processes_is_bounded
-============ 840 passed, 1 xfailed in 716.52s (0:11:56) ============
+840 passed, 1 xfailed in 716.52s (0:11:56)
 """
 
 
@@ -32,6 +33,13 @@ def test_the_page_carries_the_counts_times_and_slowest_tests_of_the_log():
         in page
     )
     assert "test_io.py" not in page  # only the two slowest
+
+
+def test_the_summary_between_rules_is_read_too():
+    log = LOG.replace(
+        "840 passed, 1 xfailed in 716.52s (0:11:56)", "===== 3 passed, 2 skipped in 9.10s ====="
+    )
+    assert "3 passed, 2 skipped" in timings.summarize(log, total_s=20.0, commit="x")
 
 
 def test_a_log_without_pytests_summary_is_refused():

@@ -34,6 +34,7 @@ from projected_grpo.method.extraction import (
     completion_gradients,
     extract_basis,
     hack_differences,
+    split_by_problem,
 )
 from projected_grpo.policy.adapter import attach_knobs, knob_modules, save_knobs
 from projected_grpo.policy.loading import load_model
@@ -405,6 +406,7 @@ def test_an_svd_basis_records_its_settings_as_before_the_selective_fields_existe
         ({"method": "gev", "shrinkage": 0.0}, "shrinkage"),
         ({"null_draws": 4}, "null_draws"),
         ({"method": "gev", "remove_common": 2}, "remove_common"),
+        ({"method": "gev", "tau_axis": 0.5}, "tau_axis"),
     ],
 )
 def test_bad_selective_settings_are_refused(settings, message):
@@ -428,3 +430,11 @@ def test_gev_on_the_organism_gives_orthonormal_hackward_axes_against_the_nuisanc
         assert torch.all(basis.singular_values[name][:-1] >= basis.singular_values[name][1:])
         d = hack_differences(grads, pairs)[name]
         assert ((d @ v.T) > 0).float().mean(0).min() >= 0.5
+
+
+def test_split_by_problem_gives_two_disjoint_halves_of_whole_problems():
+    pairs = _pairs_frame(12)
+    first, second = split_by_problem(pairs)
+    assert len(first) + len(second) == len(pairs) and len(first) and len(second)
+    assert not set(first["problem_id"]) & set(second["problem_id"])
+    assert first.groupby("pair_id").size().eq(2).all()  # pairs stay whole

@@ -620,7 +620,7 @@ def test_stale_groups_of_a_killed_run_are_cleaned_at_the_next_start(sandbox):
 
 
 def test_with_cgroups_forced_off_the_rlimits_still_hold_and_it_says_so():
-    limits = Limits(wall_s=3.0, cpu_s=0.2)
+    limits = Limits(wall_s=10.0, cpu_s=0.2)  # a wall limit a loaded machine cannot reach first
     with Sandbox(workers=1, limits=limits, cgroup="off") as box:
         assert box.isolation["cgroup"] is None
         assert box.isolation["cgroup_error"] == "turned off by the caller"
@@ -1108,3 +1108,25 @@ def test_a_mixed_batch_of_hostile_and_honest_submissions(sandbox, canaries):
         executions = grader.execute(subs, sandbox)
     for i, (sub, ex) in enumerate(zip(subs, executions)):
         assert credited(sub, ex) == (list(MODES) if i % 2 else []), _describe(ex)
+
+
+def test_a_slot_group_whose_limits_cannot_be_written_falls_back_instead_of_killing_the_runner(monkeypatch):
+    """probe_slot_group: an OSError while the probe job sets the group's limits (e.g. a v2
+    parent that lost its controllers) gives (None, why) and removes the group."""
+    from projected_grpo.environment import sandbox_runner
+
+    removed = []
+
+    class Group:
+        version = "v2"
+
+        def remove(self):
+            removed.append(True)
+
+    def failing_job(*args, **kwargs):
+        raise OSError(2, "No such file or directory", "memory.max")
+
+    monkeypatch.setattr(sandbox_runner, "make_slot_group", lambda version: (Group(), None))
+    monkeypatch.setattr(sandbox_runner, "run_job", failing_job)
+    group, why = sandbox_runner.probe_slot_group("/tmp", {}, "v2")
+    assert group is None and "memory.max" in why and removed == [True]

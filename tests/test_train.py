@@ -244,6 +244,14 @@ def test_cli_draws_the_builtin_bank_with_the_configs_bank_settings(micro_organis
     assert not (tmp_path / "o").exists()
 
 
+def test_a_refreshing_run_refuses_a_gev_extraction_before_any_step():
+    from projected_grpo.method.extraction import ExtractConfig
+    from projected_grpo.training.train import refresher
+
+    with pytest.raises(ValueError, match="method svd only"):
+        refresher(pd.DataFrame(), PROBLEMS, ExtractConfig(method="gev"))
+
+
 def test_a_pool_too_small_for_the_group_is_refused_before_training(micro_organism, pool, tmp_path):
     frame = pd.read_parquet(pool).groupby(["problem_id", "variant"]).head(1)  # 1 row, G_t = 2
     config = TrainConfig.from_dict(SETTINGS)

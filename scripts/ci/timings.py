@@ -19,7 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in (?P<seconds>[\d.]+)s(?: \([\d:]+\))? =+$", re.M)
+# pytest's last line: "N passed, M skipped in S s (h:mm:ss)", bare under -q, between "=" rules otherwise.
+SUMMARY = re.compile(
+    r"^(?:=+ )?(?P<counts>\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b.*?)"
+    r" in (?P<seconds>[\d.]+)s(?: \([\d:]+\))?(?: =+)?$",
+    re.M,
+)
 DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<phase>call|setup|teardown)\s+(?P<test>\S+)$", re.M)
 
 

@@ -2,8 +2,10 @@
 
 ``problems: builtin`` in the config means ``families.builtin_bank`` drawn with the
 config's ``bank:`` settings (seed, per_family, eval_every); anything else is a problem file
-(``problems.load_problems``). Every stage and CLI that takes a problem spec goes through
-``load_problem_set``, so the bank is drawn the same way everywhere.
+(``problems.load_problems``). Every stage, bench and ``pgrpo-train`` (its run config's
+``bank:``) go through ``load_problem_set`` with the config's settings; ``pgrpo-grade`` and
+``pgrpo-evaluate`` draw ``builtin`` with the bank's defaults (those of ``config.yaml``): give
+them the study's ``results/environment/problems.parquet`` to grade against its set.
 """
 
 from __future__ import annotations

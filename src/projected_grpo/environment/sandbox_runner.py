@@ -871,9 +871,15 @@ def probe_slot_group(base_dir, features, version):
     group, why = make_slot_group(version)
     if group is None:
         return None, why
-    outcome = run_job(_empty_job(), base_dir, dict(features, cgroup=group))
+    try:  # limits that cannot be written (a parent that lost its controllers) end here, not the runner
+        outcome = run_job(_empty_job(), base_dir, dict(features, cgroup=group))
+    except (OSError, RuntimeError) as exc:
+        outcome = {"setup_error": f"{type(exc).__name__}: {exc}"}
     if "setup_error" in outcome or not outcome.get("cpu_s"):
-        group.remove()
+        try:
+            group.remove()
+        except OSError:
+            pass
         return None, outcome.get("setup_error", "no CPU time accounted to the group")
     return group, None
 

@@ -77,8 +77,11 @@ class ExtractConfig:
             )
         if self.method == "svd" and self.null_draws:
             raise ValueError("extraction.null_draws: the permutation null is for method gev")
-        if self.method == "gev" and self.remove_common:
-            raise ValueError("extraction.remove_common: for method svd (gev discounts the nuisance itself)")
+        if self.method == "gev" and (self.remove_common or self.tau_axis or self.noise_floor):
+            raise ValueError(
+                "extraction.remove_common, tau_axis and noise_floor: for method svd (gev discounts the "
+                "nuisance itself and keeps axes by null_draws)"
+            )
         if self.remove_common < 0:
             raise ValueError(f"extraction.remove_common: expected >= 0, got {self.remove_common}")
         if self.k < 1:
@@ -173,13 +176,18 @@ def token_weighted_gradients(
 def hack_differences(grads: dict[str, torch.Tensor], pairs: pd.DataFrame) -> dict[str, torch.Tensor]:
     """``{module: D [n_pairs, r]}`` with ``D[j] = G[hack row of pair j] - G[clean row]``,
     pairs in ascending ``pair_id``; ``grads`` rows follow ``pairs`` rows."""
+    hack, clean = pair_rows(pairs)
+    return {name: g[hack] - g[clean] for name, g in grads.items()}
+
+
+def pair_rows(pairs: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(hack: [n_pairs], clean: [n_pairs])``: the row positions in ``pairs`` of each pair's
+    hack and clean completion, pairs in ascending ``pair_id``."""
     check_pairs(pairs)
     positions = (
         pairs.reset_index(drop=True).reset_index().pivot(index="pair_id", columns="label", values="index")
     )
-    hack = torch.tensor(positions["hack"].to_numpy())
-    clean = torch.tensor(positions["clean"].to_numpy())
-    return {name: g[hack] - g[clean] for name, g in grads.items()}
+    return torch.tensor(positions["hack"].to_numpy()), torch.tensor(positions["clean"].to_numpy())
 
 
 def common_directions(grads: torch.Tensor, m: int) -> torch.Tensor:
@@ -223,6 +231,15 @@ def basis_from_differences(
     )
 
 
+def split_by_problem(pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pairs of every other problem (sorted by id) and of the rest: two disjoint halves,
+    so a basis fitted on one can be read against the other's covariance (the non-hack
+    control under gev, whose own pairs are the nuisance)."""
+    problems = sorted(pairs["problem_id"].unique())
+    first = pairs["problem_id"].isin(problems[::2])
+    return pairs[first].reset_index(drop=True), pairs[~first].reset_index(drop=True)
+
+
 def selective_basis(
     grads: dict[str, torch.Tensor],
     pairs: pd.DataFrame,
@@ -233,11 +250,7 @@ def selective_basis(
     """``method: gev``: per module, ``selective.selective_axes`` of the pairs' hack and
     clean gradients (``grads`` rows follow ``pairs`` rows) against ``nuisance[module]:
     [m, r]`` (permutation null seeded 0); ``S`` holds the generalized eigenvalues."""
-    check_pairs(pairs)
-    positions = (
-        pairs.reset_index(drop=True).reset_index().pivot(index="pair_id", columns="label", values="index")
-    )
-    hack, clean = (torch.tensor(positions[label].to_numpy()) for label in ("hack", "clean"))
+    hack, clean = pair_rows(pairs)
     vectors, values = {}, {}
     for name, g in grads.items():
         if name not in nuisance or not torch.any(g[hack] != g[clean]):

@@ -17,7 +17,9 @@ first keeps its direction), each oriented hack-ward by majority vote over the pa
 ``k`` can be chosen by a label-permutation null: the hack / clean labels are shuffled
 across the pooled completions (a swap inside a pair only flips a row of ``D`` and changes
 nothing here), the axes refitted, and an axis is kept while its ``λ`` beats the
-``quantile`` of the null's top ``λ``.
+``quantile`` of the null's top ``λ``. The null pairs completions of different prompts, so
+its differences also carry between-prompt variation that the within-prompt nuisance
+covariance does not discount: on real pairs it errs on the side of keeping too few axes.
 """
 
 from __future__ import annotations
@@ -48,18 +50,19 @@ def whitening(covariance: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(lower, torch.eye(len(lower), dtype=torch.float64), upper=False).T
 
 
-def generalized_axes(d: torch.Tensor, covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(λ: [r], V: [r, r])`` for ``d: [n, r]`` against ``covariance: [r, r]`` (positive
-    definite): the generalized eigenvalues of ``A = dᵀd/n`` in descending order and the
-    matching axes as orthonormal rows (Gram-Schmidt in that order, so the first axis keeps
-    its direction), oriented hack-ward over the rows of ``d``."""
+def generalized_axes(
+    d: torch.Tensor, covariance: torch.Tensor, k: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(λ: [r], V: [k, r])`` for ``d: [n, r]`` against ``covariance: [r, r]`` (positive
+    definite): every generalized eigenvalue of ``A = dᵀd/n`` in descending order, and the
+    top ``k`` (default all) axes as orthonormal rows (Gram-Schmidt in that order, so the
+    first axis keeps its direction), oriented hack-ward over the rows of ``d``."""
     d = d.double()
     w = whitening(covariance)
     white = d @ w  # [n, r]
     values, u = torch.linalg.eigh(white.T @ white / max(1, d.shape[0]))  # ascending
-    values, vectors = values.flip(0), (w @ u).flip(1)  # generalized eigenvectors, as columns
-    q, r = torch.linalg.qr(vectors)
-    q = q * torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(q.dtype)
+    values, vectors = values.flip(0), (w @ u).flip(1)[:, :k]  # generalized eigenvectors, as columns
+    q, _ = torch.linalg.qr(vectors)  # its signs are arbitrary: orient sets them
     return values.clamp(min=0), orient(q.T.contiguous(), d)
 
 
@@ -74,8 +77,11 @@ def null_top_values(
     n = g_hack.shape[0]
     generator = torch.Generator().manual_seed(seed)
     perms = torch.stack([torch.randperm(2 * n, generator=generator) for _ in range(draws)])
-    null_d = pooled[perms[:, :n]] - pooled[perms[:, n:]]  # [draws, n, r]
-    return torch.linalg.matrix_norm(null_d, ord=2) ** 2 / max(1, n)
+    tops = []
+    for chunk in perms.split(16):  # [16, n, r] at a time: a large model's r makes this big
+        null_d = pooled[chunk[:, :n]] - pooled[chunk[:, n:]]
+        tops.append(torch.linalg.matrix_norm(null_d, ord=2) ** 2 / max(1, n))
+    return torch.cat(tops)
 
 
 def selective_axes(
@@ -92,7 +98,7 @@ def selective_axes(
     generalized axes against the shrunk nuisance covariance; with ``null_draws``, only those
     whose ``λ`` exceeds the ``quantile`` of the permutation null's top ``λ`` (possibly none)."""
     covariance = shrunk_covariance(nuisance, shrinkage)
-    values, axes = generalized_axes(g_hack - g_clean, covariance)
+    values, axes = generalized_axes(g_hack - g_clean, covariance, k)
     keep = min(k, int((values > values[0] * 1e-9).sum()) if values[0] > 0 else 0)
     if null_draws:
         threshold = torch.quantile(null_top_values(g_hack, g_clean, covariance, null_draws, seed), quantile)

@@ -197,7 +197,12 @@ Refresh = Callable[[torch.nn.Module, object], Basis]
 
 
 def refresher(pairs: pd.DataFrame, problems: list[Problem], extract: ExtractConfig) -> Refresh:
-    """The ``refresh`` of a run: ``extract_basis`` on ``pairs`` with the stage's settings."""
+    """The ``refresh`` of a run: ``extract_basis`` on ``pairs`` with the stage's settings
+    (method svd: refreshing a gev basis would need the nuisance pairs too; ValueError)."""
+    if extract.method != "svd":
+        raise ValueError(
+            f"extraction.method {extract.method!r}: a refreshed V is re-extracted with method svd only"
+        )
     return lambda model, tokenizer: extract_basis(
         model, tokenizer, pairs, problems, extract, {"refreshed": "1"}
     )
