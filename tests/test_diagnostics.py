@@ -128,3 +128,25 @@ def test_the_table_reads_every_basis_of_a_fold_on_the_organism(micro_organism, t
     ):
         assert 0 <= real_row[column] <= 1 and 0 <= random_row[column] <= 1, column
     assert not pd.isna(real_row["length_correlation"])
+
+
+def test_an_empty_basis_gets_a_row_with_every_column(micro_organism, tmp_path):
+    """A basis whose null kept no axis (method gev) still has its row, NaN where no module
+    had an axis, in the same column order as the others."""
+    from projected_grpo.environment.families import builtin_bank
+    from projected_grpo.environment.modes import MODES
+    from projected_grpo.method.basis import Basis
+    from projected_grpo.method.diagnostics import METRICS, diagnostics_table, natural_rows
+    from projected_grpo.method.extraction import ExtractConfig
+    from projected_grpo.policy.loading import load_model
+    from projected_grpo.pool.pairs import PairsConfig, build_pairs
+
+    problems = builtin_bank(per_family=2, eval_every=2)
+    tokenizer, model = load_model(micro_organism, adapter_targets=[r"\.q_proj$"], svd_cache=tmp_path)
+    pairs = build_pairs(problems, None, MODES, PairsConfig(templated_per_problem=1, pool_per_problem=0))
+    pairs = pairs[pairs["pair_id"] < 3].reset_index(drop=True)
+    pool = pairs.assign(variant="loophole", mode="run_tests", exploited=False, oracle_correct=True)
+    table = diagnostics_table(model, tokenizer, {"real": Basis({}, {}, {})}, pairs, natural_rows(pool, None, 2, 0),
+                              pairs, problems, ExtractConfig(k=1, max_new_tokens=32))  # fmt: skip
+    assert list(table.columns[3 : 3 + len(METRICS)]) == list(METRICS)
+    assert table.loc[0, "modules"] == 0 and table[list(METRICS)].isna().all(axis=None)

@@ -97,6 +97,13 @@ def length_correlation(v: torch.Tensor, d: torch.Tensor, length_difference: torc
     return float((x @ y) / denominator) if denominator > 0 else float("nan")
 
 
+# The columns of a diagnostics row, each a mean over the basis's modules.
+METRICS = (
+    "sign_accuracy_first", "sign_accuracy_mean", "energy_lever", "energy_code", "variance_share", "share_null",
+    "auc_first", "auc_relu", "length_correlation",
+)  # fmt: skip
+
+
 def sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     """At most ``n`` rows of ``frame``, drawn without replacement with ``seed`` (all of them,
     in order, when there are no more than ``n``)."""
@@ -170,7 +177,8 @@ def diagnostics_table(
                     "length_correlation": length_correlation(v, d[name], length_difference),
                 }
             )
-        means = pd.DataFrame(per_module).mean(numeric_only=True).to_dict() if per_module else {}
+        means = dict.fromkeys(METRICS, math.nan)  # a basis with no module keeps every column
+        means |= pd.DataFrame(per_module).mean(numeric_only=True).to_dict() if per_module else {}
         rows.append(
             {
                 "kind": kind,
