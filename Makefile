@@ -2,6 +2,7 @@
 #   make study      -- create .venv, install, run the study (snakemake on config.yaml)
 #   make test       -- create .venv, install, lint and run every test (what CI runs)
 #   make test-fast  -- the quick tier for the edit-test loop: lint, then the tests not marked `dag` or `slow`
+#   make tiny       -- the whole DAG on .test/config.yaml (sizes cut, about 2 min) and its report
 PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
@@ -14,11 +15,17 @@ $(INSTALLED): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(INSTALLED)
 
-.PHONY: study test test-fast lint
+.PHONY: install study tiny test test-fast lint
+install: $(INSTALLED)
+
 study: $(INSTALLED)
 	$(VENV)/bin/snakemake --cores $(CORES) --set-threads train=1 --rerun-incomplete
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
 	$(VENV)/bin/pgrpo-benchmarks results/benchmarks --out results/tables/benchmarks.md
+
+tiny: $(INSTALLED)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile .test/config.yaml
+	$(VENV)/bin/snakemake --configfile .test/config.yaml --report results/report.html
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests bench scripts
