@@ -238,7 +238,10 @@ def build(make, settings, key):
         raise ValueError(f"config {key}: {exc}") from None
 
 
-check_inputs()
+# Once, in the snakemake that plans the DAG: a job it sends elsewhere (a SLURM job re-reads
+# the workflow to run one rule) would repeat the same checks for ~2 s each.
+if workflow.is_main_process:
+    check_inputs()
 
 
 def run_dirs(arms=ARMS, folds=FOLDS):
