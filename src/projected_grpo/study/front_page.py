@@ -9,6 +9,8 @@ import re
 
 import pandas as pd
 
+from .verdict import percentage_points
+
 
 def rst_text(text: str) -> str:
     """``text`` with the characters RST would read as markup escaped (``|x|`` is a
@@ -33,14 +35,14 @@ def front_page(verdict: pd.DataFrame, table1_cells: pd.DataFrame, caption: str, 
     question, _, rest = description.partition("\n\n")
     overall = verdict[verdict["clause"].str.endswith(": overall")]
 
-    def pp(x) -> str:
-        return "–" if pd.isna(x) else f"{100 * x:.1f}"
-
     verdict_cells = pd.DataFrame(
         {
             "clause": overall["clause"].str.removesuffix(": overall"),
             "status": overall["status"],
-            "Δ ± SEM (pp)": [f"{pp(d)} ± {pp(s)}" for d, s in zip(overall["delta"], overall["sem"])],
+            "Δ ± SEM (pp)": [
+                f"{percentage_points(d)} ± {percentage_points(s)}"
+                for d, s in zip(overall["delta"], overall["sem"])
+            ],
             "n": overall["n"],
         }
     )

@@ -163,18 +163,19 @@ def verdict_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["clause", "status", "rule", "n", "a", "b", "delta", "sem"])
 
 
+def percentage_points(x) -> str:
+    """A rate or a difference of rates as percentage points, one decimal ("–" if missing)."""
+    return "–" if pd.isna(x) else f"{100 * x:.1f}"
+
+
 def markdown_verdict(table: pd.DataFrame) -> str:
     """The verdict table as markdown, rates in percentage points."""
-
-    def pp(x) -> str:
-        return "–" if pd.isna(x) else f"{100 * x:.1f}"
-
     lines = [
         "| clause | status | arm | comparison | Δ ± SEM (pp) | n | rule |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
         lines.append(
-            f"| {r.clause} | **{r.status}** | {pp(r.a)} | {pp(r.b)} | {pp(r.delta)} ± {pp(r.sem)} | {r.n} | {r.rule} |"
+            f"| {r.clause} | **{r.status}** | {percentage_points(r.a)} | {percentage_points(r.b)} | {percentage_points(r.delta)} ± {percentage_points(r.sem)} | {r.n} | {r.rule} |"
         )
     return "\n".join(lines) + "\n"
