@@ -37,7 +37,16 @@ TABLE_METRICS = [
 TABLE1_METRICS = ["hack_end", "solve_end", "eval_loophole_hack", "eval_no_loophole_solve"]
 # Basis diagnostics (the basis_diagnostics jobs) - how many natural teacher-pool hacks and correct
 # completions, and how many of the base model's own samples, each fold's bases are read on.
-DIAGNOSTICS = {"n_natural": 128, "n_ordinary": 256, "seed": 0} | config["method"].get("diagnostics", {})
+DIAGNOSTICS = {"n_natural": 128, "n_ordinary": 1024, "seed": 0} | config["method"].get("diagnostics", {})
+# The policy source of V (extraction.source policy): the base student's samples per train problem.
+POLICY = {"n_per_problem": 32, "seed": 0} | config["method"].get("policy", {})
+# The oracle basis (arms with basis: oracle): seed-paired dev runs of a hacking and an honest arm.
+ORACLE = {"hacking": "vanilla", "honest": "rl_baseline", "seeds": [1, 2, 3], "k": 2} | config["method"].get(
+    "oracle", {}
+)
+SOURCE = config["method"]["extraction"].get("source", "pairs")
+# The basis kinds each source extracts (rule extract_v_hack); random, dominant and oracle have their own rules.
+SOURCE_KINDS = {"pairs": ("real", "shuffled", "nonhack"), "policy": ("real", "shuffled", "correct")}
 # Keys of an arm that are not TrainConfig fields: which basis files the run reads, and
 # the folds it runs in ("all", "lomo" = every without_<mode> fold; default: ["all"]).
 ARM_KEYS = ("basis", "match_basis", "folds")
@@ -50,7 +59,7 @@ wildcard_constraints:
     arm="|".join(ARMS),
     seed=r"\d+",
     fold="|".join(FOLDS),
-    kind="real|shuffled|nonhack",
+    kind="real|shuffled|nonhack|correct|random|dominant|oracle",
 
 
 def merged(base, changes):
@@ -114,12 +123,24 @@ def basis_kinds(fold):
     return ["real"] + sorted(kind for kind in used - {None, "real"})
 
 
-def nuisance_pairs(wildcards):
-    """The pairs whose differences are nuisance variation (two clean completions per
-    prompt), for extraction.method gev; none for svd."""
-    if config["method"]["extraction"].get("method", "svd") != "gev":
-        return []
-    return [f"results/basis/{wildcards.fold}/pairs_nonhack.parquet"]
+def diagnosed_kinds(fold):
+    """The bases of `fold` read by rule basis_diagnostics before any training: all but the
+    oracle (which needs training runs; its overlap with each is in the diagnostics table)."""
+    return [kind for kind in basis_kinds(fold) if kind != "oracle"]
+
+
+def extraction_inputs(wildcards):
+    """Rule extract_v_hack's inputs: the fold's pairs of the kind (and, method gev, its
+    clean-vs-clean pairs as the nuisance), or the policy samples and their gradients."""
+    if SOURCE == "policy":
+        return {
+            "samples": "results/basis/policy_samples.parquet",
+            "grads": "results/basis/policy_gradients.safetensors",
+        }
+    inputs = {"pairs": f"results/basis/{wildcards.fold}/pairs_{wildcards.kind}.parquet"}
+    if config["method"]["extraction"].get("method", "svd") == "gev":
+        inputs["nuisance"] = [f"results/basis/{wildcards.fold}/pairs_nonhack.parquet"]
+    return inputs
 
 
 def arm_config(arm):
@@ -161,9 +182,27 @@ def check_arms():
             raise ValueError(
                 f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, nonhack)"
             )
-        if projection.get("refresh_every") and config["method"]["extraction"].get("method") == "gev":
+        kind = settings.get("basis")
+        if kind in ("real", "shuffled", "nonhack", "correct") and kind not in SOURCE_KINDS[SOURCE]:
             raise ValueError(
-                f"{where}: projection.refresh_every re-extracts V with method svd only (method gev is not wired into refresh)"
+                f"{where}: basis {kind!r} is not built by extraction.source {SOURCE} (it builds {SOURCE_KINDS[SOURCE]}, "
+                "random, dominant and oracle)"
+            )
+        if kind == "oracle" and settings.get("folds", ["all"]) != ["all"]:
+            raise ValueError(
+                f"{where}: the oracle basis comes from fold-all runs; the arm runs in folds [all] only"
+            )
+        if kind == "oracle" and not {ORACLE["hacking"], ORACLE["honest"]} <= set(ARMS):
+            raise ValueError(
+                f"{where}: the oracle basis needs arms {ORACLE['hacking']!r} and {ORACLE['honest']!r} "
+                "(method.oracle.hacking / honest) in config arms"
+            )
+        if projection.get("refresh_every") and (
+            config["method"]["extraction"].get("method") == "gev" or SOURCE == "policy"
+        ):
+            raise ValueError(
+                f"{where}: projection.refresh_every re-extracts V from pairs with method svd only (method gev and "
+                "source policy are not wired into refresh)"
             )
         if bool(projection.get("match_removed")) != bool(settings.get("match_basis")):
             raise ValueError(
@@ -262,6 +301,7 @@ def all_targets():
         *expand("results/organism/{organism}/base_rates.json", organism=MEASURED),
         *expand("results/basis/{fold}/capture_real.csv", fold=FOLDS),
         "results/tables/basis_diagnostics.md",
+        *(["results/tables/oracle_overlap.md"] if "oracle" in basis_kinds("all") else []),
         *run_dirs(),
         "results/table1.md",
         "results/tables/lomo.md",

@@ -1,5 +1,6 @@
-# The hack basis V (SPEC §3): contrastive pairs per fold, V extracted from them, and the
-# control bases (random, shuffled-label, non-hack) with matched k per module.
+# The hack basis V (SPEC §3): per fold, V from contrastive pairs (extraction.source pairs) or
+# from the student's own flagged samples (source policy), the control bases with matched k
+# per module, the oracle basis from dev-seed runs, and every basis's diagnostics.
 
 
 rule build_pairs:
@@ -22,13 +23,65 @@ rule build_pairs:
         "../scripts/build_pairs.py"
 
 
-rule extract_v_hack:
+rule policy_samples:
     input:
         model=student_model(),
         problems="results/environment/problems.parquet",
-        pairs="results/basis/{fold}/pairs_{kind}.parquet",
-        # extraction.method gev: the fold's clean-vs-clean pairs are the nuisance variation
-        nuisance=nuisance_pairs,
+    output:
+        "results/basis/policy_samples.parquet",
+    log:
+        "results/logs/policy_samples.log",
+    benchmark:
+        "results/benchmarks/policy_samples.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["sandbox"]["workers"]
+    resources:
+        mem_mb=4000,
+        runtime=20,
+        gpu=GPUS,
+    params:
+        n_per_problem=POLICY["n_per_problem"],
+        sandbox=config["sandbox"],
+        sampling={k: config["train"][k] for k in ("temperature", "top_p", "max_new_tokens")}
+        | {"seed": POLICY["seed"]},
+        compute=COMPUTE,
+    script:
+        "../scripts/policy_samples.py"
+
+
+rule policy_gradients:
+    input:
+        model=student_model(),
+        problems="results/environment/problems.parquet",
+        samples="results/basis/policy_samples.parquet",
+    output:
+        "results/basis/policy_gradients.safetensors",
+    log:
+        "results/logs/policy_gradients.log",
+    benchmark:
+        "results/benchmarks/policy_gradients.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=20,
+        gpu=GPUS,
+    params:
+        extraction=extraction_settings(),
+        adapter_targets=config["train"]["adapter_targets"],
+        svd_cache="results/cache/svd",
+        compute=COMPUTE,
+    script:
+        "../scripts/policy_gradients.py"
+
+
+rule extract_v_hack:
+    input:
+        unpack(extraction_inputs),
+        model=student_model(),
+        problems="results/environment/problems.parquet",
     output:
         basis="results/basis/{fold}/V_{kind}.safetensors",
         table="results/basis/{fold}/V_{kind}.parquet",
@@ -36,6 +89,8 @@ rule extract_v_hack:
         "results/logs/extract_v_hack/{fold}/V_{kind}.log",
     benchmark:
         "results/benchmarks/extract_v_hack/{fold}/V_{kind}.tsv"
+    wildcard_constraints:
+        kind="real|shuffled|nonhack|correct",
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -45,6 +100,8 @@ rule extract_v_hack:
         gpu=GPUS,
     params:
         extraction=extraction_settings(),
+        known_modes=lambda wc: known_modes(wc.fold),
+        control_seed=config["method"]["control_seed"],
         adapter_targets=config["train"]["adapter_targets"],
         svd_cache="results/cache/svd",
         compute=COMPUTE,
@@ -66,6 +123,39 @@ rule random_basis:
         seed=config["method"]["control_seed"],
     script:
         "../scripts/random_basis.py"
+
+
+rule dominant_basis:
+    input:
+        real="results/basis/{fold}/V_real.safetensors",
+        grads="results/basis/policy_gradients.safetensors",
+    output:
+        basis="results/basis/{fold}/V_dominant.safetensors",
+        table="results/basis/{fold}/V_dominant.parquet",
+    log:
+        "results/logs/dominant_basis/{fold}.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/dominant_basis.py"
+
+
+rule oracle_basis:
+    input:
+        hacking=expand("results/runs/all/{arm}/seed{seed}", arm=ORACLE["hacking"], seed=ORACLE["seeds"]),
+        honest=expand("results/runs/all/{arm}/seed{seed}", arm=ORACLE["honest"], seed=ORACLE["seeds"]),
+    output:
+        basis="results/basis/all/V_oracle.safetensors",
+        table="results/basis/all/V_oracle.parquet",
+    log:
+        "results/logs/oracle_basis.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        k=ORACLE["k"],
+        seeds=ORACLE["seeds"],
+    script:
+        "../scripts/oracle_basis.py"
 
 
 rule basis_capture:
@@ -100,7 +190,7 @@ rule basis_diagnostics:
         pool="results/pool/pool.parquet",
         ordinary="results/organism/student/eval_completions.parquet",
         bases=lambda wc: expand(
-            "results/basis/{fold}/V_{kind}.safetensors", fold=wc.fold, kind=basis_kinds(wc.fold)
+            "results/basis/{fold}/V_{kind}.safetensors", fold=wc.fold, kind=diagnosed_kinds(wc.fold)
         ),
     output:
         "results/basis/{fold}/diagnostics.csv",
@@ -116,7 +206,7 @@ rule basis_diagnostics:
         runtime=10,
         gpu=GPUS,
     params:
-        kinds=lambda wc: basis_kinds(wc.fold),
+        kinds=lambda wc: diagnosed_kinds(wc.fold),
         held_out=lambda wc: None if wc.fold == "all" else wc.fold.removeprefix("without_"),
         diagnostics=DIAGNOSTICS,
         extraction=extraction_settings(),
@@ -145,3 +235,24 @@ rule basis_diagnostics_table:
         folds=FOLDS,
     script:
         "../scripts/basis_diagnostics_table.py"
+
+
+rule oracle_overlap:
+    input:
+        oracle="results/basis/all/V_oracle.safetensors",
+        bases=expand("results/basis/all/V_{kind}.safetensors", kind=diagnosed_kinds("all")),
+    output:
+        csv=report(
+            "results/tables/oracle_overlap.csv",
+            caption="../report/oracle_overlap.rst",
+            category="Basis diagnostics",
+        ),
+        md="results/tables/oracle_overlap.md",
+    log:
+        "results/logs/oracle_overlap.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        kinds=diagnosed_kinds("all"),
+    script:
+        "../scripts/oracle_overlap.py"

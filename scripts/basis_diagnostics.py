@@ -40,6 +40,7 @@ table = diagnostics_table(
     ordinary,
     load_problems(snakemake.input.problems),
     ExtractConfig(**snakemake.params.extraction),
+    snakemake.params.held_out,
 )
 atomic_write_text(table.assign(fold=snakemake.wildcards.fold).to_csv(index=False), snakemake.output[0])
 print(table.to_string(), file=sys.stderr)

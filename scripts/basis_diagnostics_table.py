@@ -21,7 +21,10 @@ caption = (
     "variance of the base model's own samples' gradients in span(V); share_null = k/r for all three. "
     "auc_first / auc_relu: AUC of the first-axis score / of |relu(Vg)| separating natural teacher-pool hacks "
     "(the held-out mode's in a leave-one-mode-out fold) from correct completions (null 0.5). "
-    "length_correlation: first-axis score of a pair difference vs its length difference."
+    "length_correlation: first-axis score of a pair difference vs its length difference. auc_student_first / "
+    "auc_student_sum: AUC of the first-axis score (mean over modules / summed over modules) separating the base "
+    "student's own hacks on the eval problems (the held-out mode's in a leave-one-mode-out fold) from its other "
+    "samples (null 0.5). A basis in AdamW's geometry reads every gradient in its coordinates."
 )
 atomic_write_text(caption + "\n\n" + markdown_table(cells), snakemake.output.md)
 print(table.to_string(), file=sys.stderr)

@@ -111,10 +111,22 @@ def test_the_table_reads_every_basis_of_a_fold_on_the_organism(micro_organism, t
     pool = pairs.assign(variant="loophole", mode="run_tests", exploited=pairs["label"] == "hack",
                         oracle_correct=pairs["label"] == "clean")  # fmt: skip
     natural = natural_rows(pool, None, n=4, seed=0)
-    table = diagnostics_table(
-        model, tokenizer, {"real": real, "random": random}, pairs, natural, pairs, problems, config
+    ordinary = pool.assign(problem_mode=["run_tests", "sentinel"] * (len(pool) // 2))
+    scale = {name: torch.linspace(0.5, 2.0, v.shape[1]) for name, v in random.vectors.items()}
+    adam = random_basis(real.ranks, {n: m.rank for n, m in modules.items()}, seed=0, scale=scale)
+    bases = {"real": real, "random": random, "adam": adam}
+    table = diagnostics_table(model, tokenizer, bases, pairs, natural, ordinary, problems, config)
+    assert table["kind"].tolist() == ["real", "random", "adam"]
+    # the same rows read in another geometry give other numbers
+    assert table.iloc[1]["variance_share"] != table.iloc[2]["variance_share"]
+    assert (table["student_hacks"] == ordinary["exploited"].sum()).all()
+    held_out = diagnostics_table(
+        model, tokenizer, bases, pairs, natural, ordinary, problems, config, "sentinel"
     )
-    assert table["kind"].tolist() == ["real", "random"]
+    assert (
+        held_out["student_hacks"] == ordinary[ordinary["problem_mode"] == "sentinel"]["exploited"].sum()
+    ).all()
+    assert (held_out["student_hacks"] + held_out["student_rest"] < len(ordinary)).all()
     assert (table["natural_hacks"] == 4).all() and (table["natural_correct"] == 4).all()
     real_row, random_row = table.iloc[0], table.iloc[1]
     assert real_row["sign_accuracy_first"] >= 0.5  # in sample: V was oriented on these pairs
@@ -125,6 +137,8 @@ def test_the_table_reads_every_basis_of_a_fold_on_the_organism(micro_organism, t
         "variance_share",
         "auc_first",
         "auc_relu",
+        "auc_student_first",
+        "auc_student_sum",
     ):
         assert 0 <= real_row[column] <= 1 and 0 <= random_row[column] <= 1, column
     assert not pd.isna(real_row["length_correlation"])
@@ -145,8 +159,9 @@ def test_an_empty_basis_gets_a_row_with_every_column(micro_organism, tmp_path):
     tokenizer, model = load_model(micro_organism, adapter_targets=[r"\.q_proj$"], svd_cache=tmp_path)
     pairs = build_pairs(problems, None, MODES, PairsConfig(templated_per_problem=1, pool_per_problem=0))
     pairs = pairs[pairs["pair_id"] < 3].reset_index(drop=True)
-    pool = pairs.assign(variant="loophole", mode="run_tests", exploited=False, oracle_correct=True)
+    pool = pairs.assign(variant="loophole", mode="run_tests", problem_mode="run_tests", exploited=False,
+                        oracle_correct=True)  # fmt: skip
     table = diagnostics_table(model, tokenizer, {"real": Basis({}, {}, {})}, pairs, natural_rows(pool, None, 2, 0),
-                              pairs, problems, ExtractConfig(k=1, max_new_tokens=32))  # fmt: skip
+                              pool, problems, ExtractConfig(k=1, max_new_tokens=32))  # fmt: skip
     assert list(table.columns[3 : 3 + len(METRICS)]) == list(METRICS)
     assert table.loc[0, "modules"] == 0 and table[list(METRICS)].isna().all(axis=None)

@@ -74,7 +74,22 @@ def test_unknown_config_key_is_rejected(tmp_path):
                 c["method"]["extraction"].update(method="gev"),
                 c["arms"]["erase"].setdefault("projection", {}).update(refresh_every=2),
             ),
-            "arms.erase: projection.refresh_every re-extracts V with method svd only",
+            "arms.erase: projection.refresh_every re-extracts V from pairs with method svd only",
+        ),
+        (
+            lambda c: c["method"]["extraction"].update(source="policy", geometry="adam"),
+            "arms.erase_nonhack_V: basis 'nonhack' is not built by extraction.source policy",
+        ),
+        (
+            lambda c: c["arms"].update(erase_oracle_V={"basis": "oracle", "folds": ["all", "lomo"]}),
+            "arms.erase_oracle_V: the oracle basis comes from fold-all runs",
+        ),
+        (
+            lambda c: (
+                c["arms"].pop("rl_baseline"),
+                c["arms"].update(erase_oracle_V={"basis": "oracle"}),
+            ),
+            "arms.erase_oracle_V: the oracle basis needs arms 'vanilla' and 'rl_baseline'",
         ),
     ],
 )
@@ -90,6 +105,35 @@ def test_with_method_gev_extraction_reads_the_folds_clean_vs_clean_pairs(tmp_pat
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     job = result.stdout.split("rule extract_v_hack:")[1].split("\n\n")[0]
     assert "results/basis/without_sentinel/pairs_nonhack.parquet" in job
+
+
+def _policy_source(c: dict) -> None:
+    c["method"]["extraction"].update(source="policy", geometry="adam")
+    c["arms"].pop("erase_nonhack_V")
+    c["arms"].update(
+        erase_correct_V={"basis": "correct", "projection": {"intervention": "erase"}},
+        erase_dominant_V={"basis": "dominant", "projection": {"intervention": "erase"}},
+        erase_oracle_V={"basis": "oracle", "projection": {"intervention": "erase"}},
+    )
+
+
+def test_with_the_policy_source_every_basis_reads_the_students_own_samples(tmp_path):
+    config = _config_with(tmp_path, _policy_source)
+    result = _dry_run("--configfile", str(config), "--directory", str(tmp_path), "--forceall")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert {
+        "policy_samples",
+        "policy_gradients",
+        "dominant_basis",
+        "oracle_basis",
+        "oracle_overlap",
+    } <= _scheduled(result)
+    extraction = result.stdout.split("rule extract_v_hack:")[1].split("output:")[0]
+    assert "results/basis/policy_gradients.safetensors" in extraction and "pairs_" not in extraction
+    oracle = result.stdout.split("rule oracle_basis:")[1].split("output:")[0]  # its inputs
+    for run in ("vanilla/seed1", "vanilla/seed3", "rl_baseline/seed1", "rl_baseline/seed3"):
+        assert f"results/runs/all/{run}" in oracle  # dev seeds, not the report seeds
+    assert "seed41" not in oracle
 
 
 def test_a_configfile_replaces_the_default_config_instead_of_merging_into_it(tmp_path):

@@ -4,8 +4,12 @@ Row ``i`` of a module's ``V`` points *hack-ward*: for a gradient ``g: [r]`` of t
 module's ``dS``, ``(V g)_i > 0`` means a descent step ``-lr·g`` moves toward hacks.
 Modules absent from ``vectors`` carry no basis (skipped by the projection).
 
+A basis in AdamW's geometry (``extraction.geometry: adam``) also carries ``scale[module]:
+[r]``, the per-coordinate root mean square its gradients were divided by: a gradient ``g``
+is read in its coordinates as ``g / scale`` (``Basis.coordinates``).
+
 Saved as one safetensors file: ``<module>.V`` and ``<module>.S`` (the singular values of
-the axes kept; ones for random bases), with string metadata (kind, fold, model hash, pair
+the axes kept; ones for random bases), ``<module>.scale`` when it has one, with string metadata (kind, fold, model hash, pair
 count and ``pair_ids`` as JSON, extraction ``settings`` as JSON).
 """
 
@@ -21,7 +25,7 @@ import torch
 
 from ..core.io import atomic_path
 
-KINDS = ("real", "random", "shuffled", "nonhack")
+KINDS = ("real", "random", "shuffled", "nonhack", "correct", "dominant", "oracle")
 
 
 class BasisError(ValueError):
@@ -30,11 +34,17 @@ class BasisError(ValueError):
 
 @dataclass
 class Basis:
-    """``vectors[module]: [k_m, r_m]`` orthonormal rows, ``singular_values[module]: [k_m]``."""
+    """``vectors[module]: [k_m, r_m]`` orthonormal rows, ``singular_values[module]: [k_m]``,
+    ``scale[module]: [r_m]`` or ``None`` (a basis in the raw gradient's coordinates)."""
 
     vectors: dict[str, torch.Tensor]
     singular_values: dict[str, torch.Tensor]
     meta: dict[str, str] = field(default_factory=dict)
+    scale: dict[str, torch.Tensor] | None = None
+
+    def coordinates(self, name: str, g: torch.Tensor) -> torch.Tensor:
+        """``g: [..., r]`` of module ``name`` in the basis's coordinates (``g / scale``)."""
+        return g if self.scale is None else g / self.scale[name].to(g.device, g.dtype)
 
     @property
     def ranks(self) -> dict[str, int]:
@@ -48,6 +58,8 @@ class Basis:
         for name, v in self.vectors.items():
             tensors[f"{name}.V"] = v.detach().to("cpu", torch.float32).contiguous()
             tensors[f"{name}.S"] = self.singular_values[name].detach().to("cpu", torch.float32).contiguous()
+            if self.scale is not None:
+                tensors[f"{name}.scale"] = self.scale[name].detach().to("cpu", torch.float32).contiguous()
         with atomic_path(Path(path)) as tmp:
             save_file(tensors, str(tmp), metadata={k: str(v) for k, v in self.meta.items()})
 
@@ -62,12 +74,16 @@ class Basis:
         except (SafetensorError, OSError) as exc:
             raise BasisError(f"{path}: not a readable basis file ({exc})") from exc
         names = sorted({key.rpartition(".")[0] for key in tensors})
-        vectors, values = {}, {}
+        vectors, values, scale = {}, {}, {}
         for name in names:
             if f"{name}.V" not in tensors or f"{name}.S" not in tensors:
                 raise BasisError(f"{path}: module {name} needs both {name}.V and {name}.S")
             vectors[name], values[name] = tensors[f"{name}.V"], tensors[f"{name}.S"]
-        return cls(vectors, values, meta)
+            if f"{name}.scale" in tensors:
+                scale[name] = tensors[f"{name}.scale"]
+        if scale and set(scale) != set(vectors):
+            raise BasisError(f"{path}: some modules carry a scale and some do not")
+        return cls(vectors, values, meta, scale or None)
 
     def check_fits(self, ranks: dict[str, int], source: str = "basis") -> None:
         """Raise ``BasisError`` unless every module of the basis has a knob of its width."""
@@ -80,19 +96,30 @@ class Basis:
                 )
 
 
-def random_basis(ranks: dict[str, int], widths: dict[str, int], seed: int, meta: dict | None = None) -> Basis:
+def random_basis(
+    ranks: dict[str, int],
+    widths: dict[str, int],
+    seed: int,
+    meta: dict | None = None,
+    scale: dict[str, torch.Tensor] | None = None,
+) -> Basis:
     """Random orthonormal rows, ``ranks[m]`` of them in ``R^{widths[m]}`` for every module of
-    ``ranks`` (matched k), seeded per module so adding a module changes no other."""
+    ``ranks`` (matched k), seeded per module so adding a module changes no other. With
+    ``scale`` (a basis in AdamW's geometry), random *gradient* directions read in that
+    geometry: Gaussian rows divided by ``scale[m]``, then orthonormalised."""
     vectors, values = {}, {}
     for name, k in ranks.items():
         gen = torch.Generator().manual_seed(
             int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:12], 16)
         )
         gaussian = torch.randn(widths[name], k, generator=gen, dtype=torch.float64)
+        if scale is not None:
+            gaussian = gaussian / scale[name].double().unsqueeze(1)
         q, _ = torch.linalg.qr(gaussian)
         vectors[name] = q.T.contiguous().float()  # [k, r], orthonormal rows
         values[name] = torch.ones(k)
-    return Basis(vectors, values, {"kind": "random", "seed": str(seed), **(meta or {})})
+    kept = {name: scale[name] for name in ranks} if scale is not None else None
+    return Basis(vectors, values, {"kind": "random", "seed": str(seed), **(meta or {})}, kept)
 
 
 def subspace_overlap(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -94,7 +94,7 @@ def capture_table(
         )  # fmt: skip
         energy, hackward, null = [], [], []
         for name, v in basis.vectors.items():
-            g = grads[name].sum(dim=0).double()
+            g = basis.coordinates(name, grads[name].sum(dim=0)).double()
             if not torch.any(g != 0):
                 continue
             c = v.double() @ g

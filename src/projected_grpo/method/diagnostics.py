@@ -13,7 +13,13 @@ and gradient rows of that module's ``dS``; every number has a null it is read ag
 - ``projection_auc``: how well the score ``V g`` (the first axis, and ``‖relu(V g)‖``)
   ranks natural hacks above correct completions (null 0.5);
 - ``length_correlation``: the correlation of the first-axis score of a pair difference with
-  the pair's completion-length difference (a basis that reads "longer" is confounded).
+  the pair's completion-length difference (a basis that reads "longer" is confounded);
+- ``auc_student_first`` / ``auc_student_sum``: the same AUC on the base student's own
+  samples of the *eval* problems (no basis saw them), hacks vs the rest, per module's first
+  axis (mean over modules) and for the first-axis scores summed over modules (what the
+  projection sees together); in a leave-one-mode-out fold, the held-out mode's samples only.
+
+A basis in AdamW's geometry (``Basis.scale``) reads every gradient in its coordinates.
 
 ``diagnostics_table`` computes them all on a model for every basis of a fold (rule
 basis_diagnostics).
@@ -100,7 +106,7 @@ def length_correlation(v: torch.Tensor, d: torch.Tensor, length_difference: torc
 # The columns of a diagnostics row, each a mean over the basis's modules.
 METRICS = (
     "sign_accuracy_first", "sign_accuracy_mean", "energy_lever", "energy_code", "variance_share", "share_null",
-    "auc_first", "auc_relu", "length_correlation",
+    "auc_first", "auc_relu", "length_correlation", "auc_student_first", "auc_student_sum",
 )  # fmt: skip
 
 
@@ -133,13 +139,15 @@ def diagnostics_table(
     ordinary: pd.DataFrame,
     problems: Sequence[Problem],
     config: ExtractConfig,
+    held_out: str | None = None,
 ) -> pd.DataFrame:
     """One row per basis kind (``bases``): every diagnostic averaged over the modules the
     basis has, with its null. ``pairs``: the fold's real pairs (sign accuracy and length on
     all of them: *in sample* for the real basis, which was extracted from them; energy
     selectivity on the templated ones); ``natural``: rows with an ``exploited`` column
-    (``natural_rows``); ``ordinary``: the base model's own samples (their gradients'
-    variance). Gradients as the extraction takes them (``config``)."""
+    (``natural_rows``); ``ordinary``: the base model's own samples of the eval problems
+    with their grades (their gradients' variance; hacks vs the rest, of the ``held_out``
+    mode's problems only when given). Gradients as the extraction takes them (``config``)."""
     check_pairs(pairs)
     grads = completion_gradients(model, tokenizer, pairs, problems, config)
     d = hack_differences(grads, pairs)
@@ -152,33 +160,46 @@ def diagnostics_table(
     natural_grads = completion_gradients(model, tokenizer, natural, problems, config) if len(natural) else {}
     is_hack = torch.tensor(natural["exploited"].astype(bool).to_numpy())
     ordinary_grads = completion_gradients(model, tokenizer, ordinary, problems, config)
+    scored = torch.tensor(
+        (ordinary["problem_mode"] == held_out).to_numpy() if held_out is not None else [True] * len(ordinary)
+    )
+    student_hack = torch.tensor(ordinary["exploited"].astype(bool).to_numpy())[scored]
     rows = []
     for kind, basis in bases.items():
-        per_module = []
+        per_module, summed = [], torch.zeros(int(scored.sum()), dtype=torch.float64)
         for name, v in basis.vectors.items():
             k, r = v.shape
-            first = sign_accuracy(v[:1], d[name])
+            on = basis.coordinates  # every gradient read in the basis's coordinates
+            first = sign_accuracy(v[:1], on(name, d[name]))
             on_lever, on_code = (
-                energy_selectivity(v, lever[name], code[name]) if lever else (math.nan, math.nan)
+                energy_selectivity(v, on(name, lever[name]), on(name, code[name]))
+                if lever
+                else (math.nan, math.nan)
             )
             auc_first, auc_relu = (
-                projection_auc(v, natural_grads[name], is_hack) if natural_grads else (math.nan, math.nan)
+                projection_auc(v, on(name, natural_grads[name]), is_hack)
+                if natural_grads
+                else (math.nan, math.nan)
             )
+            own = on(name, ordinary_grads[name][scored]).double() @ v[0].double()
+            summed += own
             per_module.append(
                 {
                     "sign_accuracy_first": float(first[0]),
-                    "sign_accuracy_mean": float(sign_accuracy(v, d[name]).mean()),
+                    "sign_accuracy_mean": float(sign_accuracy(v, on(name, d[name])).mean()),
                     "energy_lever": on_lever,
                     "energy_code": on_code,
-                    "variance_share": variance_share(v, ordinary_grads[name]),
+                    "variance_share": variance_share(v, on(name, ordinary_grads[name])),
                     "share_null": k / r,
                     "auc_first": auc_first,
                     "auc_relu": auc_relu,
-                    "length_correlation": length_correlation(v, d[name], length_difference),
+                    "length_correlation": length_correlation(v, on(name, d[name]), length_difference),
+                    "auc_student_first": auc(own, student_hack),
                 }
             )
         means = dict.fromkeys(METRICS, math.nan)  # a basis with no module keeps every column
         means |= pd.DataFrame(per_module).mean(numeric_only=True).to_dict() if per_module else {}
+        means["auc_student_sum"] = auc(summed, student_hack) if per_module else math.nan
         rows.append(
             {
                 "kind": kind,
@@ -189,6 +210,8 @@ def diagnostics_table(
                 "natural_hacks": int(is_hack.sum()),
                 "natural_correct": int((~is_hack).sum()),
                 "ordinary": len(ordinary),
+                "student_hacks": int(student_hack.sum()),
+                "student_rest": int((~student_hack).sum()),
             }
         )
     return pd.DataFrame(rows)

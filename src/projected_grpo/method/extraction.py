@@ -33,9 +33,12 @@ from .selective import selective_axes
 
 NORMALIZATIONS = ("sum", "mean")
 METHODS = ("svd", "gev")
+SOURCES = ("pairs", "policy")
 # Fields added after the first study: recorded in a basis's settings only when they differ
 # from these defaults, so an svd basis is byte for byte the file it was before they existed.
-LATER_FIELDS = {"method": "svd", "shrinkage": 0.3, "null_draws": 0, "null_quantile": 0.95}
+LATER_FIELDS = {
+    "method": "svd", "shrinkage": 0.3, "null_draws": 0, "null_quantile": 0.95, "source": "pairs", "geometry": "raw",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,11 @@ class ExtractConfig:
     clean-vs-clean pairs: ``selective.selective_axes``); shrinkage: gev's ρ.
     null_draws: with gev, keep an axis only while it beats the ``null_quantile`` of the top
     axis refitted on ``null_draws`` label-shuffled pools (0 = keep ``k``; ``k`` is then
-    the most axes kept)."""
+    the most axes kept).
+    source: ``pairs`` (the contrastive pairs, as above) or ``policy`` (the flag-advantage
+    policy gradient of the student's own samples, one axis per module: ``policy_source``;
+    ``k`` then bounds the dominant control's axes); geometry (policy source): ``raw`` or
+    ``adam`` (read in the coordinates AdamW steps in, for ``project_target: update``)."""
 
     k: int = 4
     normalization: str = "sum"
@@ -66,8 +73,22 @@ class ExtractConfig:
     shrinkage: float = 0.3
     null_draws: int = 0
     null_quantile: float = 0.95
+    source: str = "pairs"
+    geometry: str = "raw"
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"extraction.source: expected one of {SOURCES}, got {self.source!r}")
+        if self.geometry not in ("raw", "adam"):
+            raise ValueError(f"extraction.geometry: expected raw or adam, got {self.geometry!r}")
+        if self.geometry == "adam" and self.source != "policy":
+            raise ValueError(
+                "extraction.geometry adam: for source policy (the pairs' bases are in raw coordinates)"
+            )
+        if self.source == "policy" and self.method != "svd":
+            raise ValueError(
+                "extraction.method gev: for source pairs (the policy source builds one axis itself)"
+            )
         if self.method not in METHODS:
             raise ValueError(f"extraction.method: expected one of {METHODS}, got {self.method!r}")
         if not 0 < self.shrinkage <= 1 or self.null_draws < 0 or not 0 < self.null_quantile < 1:

@@ -38,13 +38,15 @@ def build_pool(
     limits: Limits = DEFAULT_LIMITS,
     device: str = "cpu",
     dtype: str = "float32",
+    variants: Sequence[str] = POOL_VARIANTS,
 ) -> pd.DataFrame:
-    """Sample and grade ``n_per_problem`` teacher completions per train problem and variant
-    (the teacher on ``device`` in ``dtype``)."""
+    """Sample and grade ``n_per_problem`` completions of the model at ``teacher_path`` per
+    train problem and variant (on ``device`` in ``dtype``): the teacher pool, or (one
+    variant, the student) the samples of the policy source of V."""
     tokenizer, model = load_model(teacher_path, device, dtype)
     train = train_problems(problems)
-    config = replace(sampling, n_samples=n_per_problem, variants=POOL_VARIANTS)
-    with progress_bar(len(train) * n_per_problem * len(POOL_VARIANTS), "teacher pool") as update:
+    config = replace(sampling, n_samples=n_per_problem, variants=tuple(variants))
+    with progress_bar(len(train) * n_per_problem * len(variants), "samples") as update:
         rows = sample_rows(model, tokenizer, train, config, update)
     with Sandbox(workers=workers, limits=limits) as sandbox:
         return grade_rows(rows, train, sandbox)

@@ -1,0 +1,181 @@
+"""The policy source of ``V`` (``extraction.source: policy``): what a reward that pays only
+the flagged completions would teach, read off the student's own samples.
+
+Inputs, fold-independent: the base student's samples of the train problems under the
+loophole prompt (``samples``: one row per completion, ``problem_id`` its prompt group, the
+grade columns), and each sample's completion-loss gradient on every module's ``dS``,
+``grads[module]: [n, r]`` (``extraction.completion_gradients``: ``-Σ_t log p / T``).
+
+Per fold and module, with flags ``f: [n]`` (the fold's weak detector, or a control's):
+
+    a_i = f_i - mean of f over sample i's prompt group      advantages, as GRPO forms them
+    d   = Σ_i a_i G_i                                        the loss gradient that teaches
+                                                             flagged over unflagged: hack-ward
+    geometry raw:  V = d / ‖d‖
+    geometry adam: V = (d / s) / ‖d / s‖,  s = sqrt(mean_i G_i²) per coordinate
+
+``adam`` reads ``d`` in the coordinates AdamW steps in (its update is ``≈ m / sqrt(v)``);
+such a basis is meant for ``project_target: update`` and carries ``s`` as its ``scale``.
+One axis per module (``k`` is the most axes the dominant control keeps). Controls:
+``shuffled`` (flags permuted within each prompt group), ``correct`` (the oracle's
+correctness flag: a basis that stops learning in general), ``dominant`` (the top principal
+directions of the samples' gradients in the same geometry: what every gradient shares)
+and the random basis in the same geometry (``basis.random_basis`` with ``scale``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..environment.modes import check_mode
+from .basis import Basis, orient
+
+GEOMETRIES = ("raw", "adam")
+FLAGS = ("real", "shuffled", "correct")
+SAMPLE_COLUMNS = ("problem_id", "completion", "oracle_correct")
+
+
+def detector_flags(samples: pd.DataFrame, known_modes: Sequence[str]) -> np.ndarray:
+    """``[n]`` bool: the sample uses the lever of a mode the weak detector knows (the
+    ``attempted_<mode>`` grade columns), as the trainer's monitor flags rollouts."""
+    flags = np.zeros(len(samples), dtype=bool)
+    for mode in known_modes:
+        check_mode(mode)
+        flags |= samples[f"attempted_{mode}"].astype(bool).to_numpy()
+    return flags
+
+
+def group_codes(samples: pd.DataFrame) -> np.ndarray:
+    """``[n]`` int: the prompt group of each sample (its problem, in sorted order)."""
+    return pd.factorize(samples["problem_id"], sort=True)[0]
+
+
+def group_advantages(flags: np.ndarray, groups: np.ndarray) -> torch.Tensor:
+    """``[n]`` float64: each flag minus its prompt group's mean flag (0 in a group whose
+    samples are all flagged or all unflagged)."""
+    f = torch.tensor(np.asarray(flags, dtype=np.float64))
+    g = torch.tensor(np.asarray(groups, dtype=np.int64))
+    n_groups = int(g.max()) + 1 if len(g) else 0
+    means = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, g, f) / torch.bincount(
+        g, minlength=n_groups
+    ).clamp(min=1)
+    return f - means[g]
+
+
+def shuffle_within_groups(flags: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
+    """``flags`` permuted within each prompt group (each group keeps its flag count)."""
+    rng = np.random.default_rng(seed)
+    out = flags.copy()
+    for code in np.unique(groups):
+        where = np.flatnonzero(groups == code)
+        out[where] = flags[rng.permutation(where)]
+    return out
+
+
+def adam_scale(g: torch.Tensor) -> torch.Tensor:
+    """``[r]``: per coordinate the root mean square of ``g: [n, r]``, floored at 1e-6 of its
+    largest entry (a coordinate no sample moves would otherwise blow up)."""
+    rms = g.double().pow(2).mean(dim=0).sqrt()
+    return rms.clamp(min=float(rms.max()) * 1e-6) if rms.numel() and rms.max() > 0 else torch.ones_like(rms)
+
+
+def scales(grads: dict[str, torch.Tensor], geometry: str) -> dict[str, torch.Tensor] | None:
+    """``{module: s [r]}`` for ``geometry: adam``; ``None`` for ``raw``."""
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"extraction.geometry: expected one of {GEOMETRIES}, got {geometry!r}")
+    return {name: adam_scale(g) for name, g in grads.items()} if geometry == "adam" else None
+
+
+def policy_basis(
+    grads: dict[str, torch.Tensor],
+    advantages: torch.Tensor,
+    scale: dict[str, torch.Tensor] | None,
+    meta: dict | None = None,
+) -> Basis:
+    """One hack-ward axis per module: ``Σ_i a_i G_i`` (divided by ``scale``), unit norm;
+    ``S`` holds the direction's norm. A module whose direction is zero carries no basis."""
+    vectors, values, kept_scale = {}, {}, {}
+    a = advantages.double()
+    for name, g in grads.items():
+        d = a @ g.double()
+        if scale is not None:
+            d = d / scale[name]
+        norm = d.norm()
+        if norm > 0:
+            vectors[name] = (d / norm).unsqueeze(0).float().contiguous()
+            values[name] = norm.reshape(1).float()
+            if scale is not None:
+                kept_scale[name] = scale[name].float().contiguous()
+    return Basis(vectors, values, dict(meta or {}), kept_scale or None)
+
+
+def dominant_basis(
+    grads: dict[str, torch.Tensor],
+    ranks: dict[str, int],
+    scale: dict[str, torch.Tensor] | None,
+    meta: dict | None = None,
+) -> Basis:
+    """The ``dominant_V`` control: per module of ``ranks``, the top ``ranks[m]`` right
+    singular vectors of the uncentred samples' gradients ``G`` (divided by ``scale``),
+    oriented along most gradients: the directions every gradient shares, where an SVD of
+    paired differences lands."""
+    vectors, values, kept_scale = {}, {}, {}
+    for name, k in ranks.items():
+        g = grads[name].double()
+        if scale is not None:
+            g = g / scale[name]
+        _, s, vh = torch.linalg.svd(g, full_matrices=False)
+        k = min(k, int((s > s[0] * 1e-9).sum())) if s.numel() and s[0] > 0 else 0
+        if k:
+            vectors[name] = orient(vh[:k], g).float().contiguous()
+            values[name] = s[:k].float().contiguous()
+            if scale is not None:
+                kept_scale[name] = scale[name].float().contiguous()
+    return Basis(vectors, values, {"kind": "dominant", **(meta or {})}, kept_scale or None)
+
+
+def flags_of(kind: str, samples: pd.DataFrame, known_modes: Sequence[str], seed: int) -> np.ndarray:
+    """The flags basis ``kind`` is built from: ``real`` (the weak detector of
+    ``known_modes``), ``shuffled`` (those, permuted within prompt groups with ``seed``) or
+    ``correct`` (the oracle's correctness)."""
+    if kind == "real":
+        return detector_flags(samples, known_modes)
+    if kind == "shuffled":
+        return shuffle_within_groups(detector_flags(samples, known_modes), group_codes(samples), seed)
+    if kind == "correct":
+        return samples["oracle_correct"].astype(bool).to_numpy()
+    raise ValueError(f"policy source: basis kind {kind!r} is not one of {FLAGS}")
+
+
+def check_samples(
+    samples: pd.DataFrame, grads: dict[str, torch.Tensor], source: str = "policy samples"
+) -> None:
+    """Raise ValueError when ``samples`` lack a needed column or ``grads`` has another row count."""
+    missing = [c for c in SAMPLE_COLUMNS if c not in samples.columns]
+    if missing:
+        raise ValueError(f"{source}: missing columns {missing} (written by rule policy_samples)")
+    wrong = {name: g.shape[0] for name, g in grads.items() if g.shape[0] != len(samples)}
+    if wrong:
+        name, n = next(iter(wrong.items()))
+        raise ValueError(f"{source}: {len(samples)} samples but module {name} has {n} gradient rows")
+
+
+def save_gradients(grads: dict[str, torch.Tensor], path) -> None:
+    """Write ``{module: [n, r]}`` as one safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    from ..core.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_file({name: g.float().contiguous() for name, g in grads.items()}, str(tmp))
+
+
+def load_gradients(path) -> dict[str, torch.Tensor]:
+    """``{module: [n, r]}`` as ``save_gradients`` wrote it."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))

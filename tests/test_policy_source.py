@@ -1,0 +1,154 @@
+"""method/policy_source.py: the flag-advantage policy gradient of the student's own samples
+finds a planted hack direction that a dominant shared direction hides, in raw and in Adam's
+geometry, and its controls do not."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from projected_grpo.method.basis import Basis, random_basis
+from projected_grpo.method.policy_source import (
+    adam_scale,
+    check_samples,
+    detector_flags,
+    dominant_basis,
+    flags_of,
+    group_advantages,
+    group_codes,
+    load_gradients,
+    policy_basis,
+    save_gradients,
+    scales,
+    shuffle_within_groups,
+)
+
+R, GROUPS, PER_GROUP = 24, 40, 16
+HACK_AXIS, SHARED_AXIS, CORRECT_AXIS = 5, 0, 9
+
+
+def planted(seed: int = 0):
+    """Samples in prompt groups, ~20 % flagged hacks: every gradient has a large shared
+    component along SHARED_AXIS (longer or shorter, independent of the flag) and hacks
+    add +1 along HACK_AXIS, correct samples (independent of the flag) along CORRECT_AXIS;
+    coordinates differ in scale (as Adam's second moment does)."""
+    gen = torch.Generator().manual_seed(seed)
+    n = GROUPS * PER_GROUP
+    hack = torch.rand(n, generator=gen) < 0.2
+    correct = torch.rand(n, generator=gen) < 0.5
+    g = 0.3 * torch.randn(n, R, generator=gen)
+    g[:, SHARED_AXIS] += 8.0 * (1 + torch.rand(n, generator=gen))
+    g[:, HACK_AXIS] += hack.float()
+    g[:, CORRECT_AXIS] += correct.float()
+    g = g * torch.linspace(0.5, 2.0, R)
+    samples = pd.DataFrame(
+        {
+            "problem_id": [f"p{i // PER_GROUP:03d}" for i in range(n)],
+            "completion": ["x"] * n,
+            "oracle_correct": correct.numpy(),
+            "attempted_sentinel": hack.numpy(),
+            "attempted_run_tests": np.zeros(n, dtype=bool),
+            "attempted_stdout_marker": np.zeros(n, dtype=bool),
+            "attempted_file_marker": np.zeros(n, dtype=bool),
+        }
+    )
+    return samples, {"m": g}, hack.numpy()
+
+
+def axis_cos(basis: Basis, i: int) -> float:
+    return float(basis.vectors["m"][0, i])
+
+
+@pytest.mark.parametrize("geometry", ["raw", "adam"])
+def test_the_policy_basis_finds_the_planted_hack_axis_hackward(geometry):
+    samples, grads, _ = planted()
+    flags = flags_of("real", samples, ["sentinel"], seed=0)
+    basis = policy_basis(grads, group_advantages(flags, group_codes(samples)), scales(grads, geometry))
+    assert basis.ranks == {"m": 1}
+    assert axis_cos(basis, HACK_AXIS) > 0.9  # hack-ward: along +G_hack
+    assert abs(axis_cos(basis, SHARED_AXIS)) < 0.2
+    assert (basis.scale is not None) == (geometry == "adam")
+
+
+def test_the_dominant_control_is_the_shared_direction_and_misses_the_hack_axis():
+    samples, grads, _ = planted()
+    basis = dominant_basis(grads, {"m": 1}, None)
+    assert abs(axis_cos(basis, SHARED_AXIS)) > 0.99
+    assert abs(axis_cos(basis, HACK_AXIS)) < 0.1
+    assert basis.meta["kind"] == "dominant"
+
+
+@pytest.mark.parametrize("kind", ["shuffled", "correct"])
+def test_the_flag_controls_miss_the_hack_axis(kind):
+    samples, grads, _ = planted()
+    flags = flags_of(kind, samples, ["sentinel"], seed=0)
+    basis = policy_basis(grads, group_advantages(flags, group_codes(samples)), scales(grads, "adam"))
+    real = policy_basis(
+        grads,
+        group_advantages(flags_of("real", samples, ["sentinel"], 0), group_codes(samples)),
+        scales(grads, "adam"),
+    )
+    assert abs(axis_cos(basis, HACK_AXIS)) < abs(axis_cos(real, HACK_AXIS)) / 2
+    if kind == "correct":  # it finds what it was given: the correctness direction
+        assert axis_cos(basis, CORRECT_AXIS) > 0.5
+
+
+def test_a_detector_that_does_not_know_the_mode_flags_nothing_and_gives_no_basis():
+    samples, grads, _ = planted()
+    flags = detector_flags(samples, ["run_tests", "stdout_marker"])
+    assert not flags.any()
+    assert policy_basis(grads, group_advantages(flags, group_codes(samples)), None).vectors == {}
+
+
+def test_advantages_are_flags_minus_their_groups_mean():
+    flags = np.array([1, 0, 0, 0, 1, 1, 1, 1], dtype=bool)
+    groups = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    a = group_advantages(flags, groups)
+    assert a.tolist() == pytest.approx([0.75, -0.25, -0.25, -0.25, 0, 0, 0, 0])
+
+
+def test_shuffling_keeps_each_groups_flag_count_and_is_seeded():
+    samples, _, hack = planted()
+    groups = group_codes(samples)
+    shuffled = shuffle_within_groups(hack, groups, seed=3)
+    assert not np.array_equal(shuffled, hack)
+    for code in np.unique(groups):
+        assert shuffled[groups == code].sum() == hack[groups == code].sum()
+    assert np.array_equal(shuffled, shuffle_within_groups(hack, groups, seed=3))
+
+
+def test_adam_scale_is_the_root_mean_square_floored_for_dead_coordinates():
+    g = torch.tensor([[3.0, 0.0, 1.0], [-4.0, 0.0, 1.0]])
+    s = adam_scale(g)
+    assert s[0].item() == pytest.approx((12.5) ** 0.5)
+    assert s[1].item() == pytest.approx(12.5**0.5 * 1e-6)
+    assert s[2].item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="geometry"):
+        scales({"m": g}, "newton")
+
+
+def test_a_random_basis_in_adams_geometry_carries_the_scale_and_survives_a_file(tmp_path):
+    scale = {"m": torch.linspace(0.1, 3.0, R)}
+    basis = random_basis({"m": 2}, {"m": R}, seed=0, scale=scale)
+    v = basis.vectors["m"].double()
+    assert torch.allclose(v @ v.T, torch.eye(2, dtype=torch.float64), atol=1e-5)
+    assert not torch.equal(v, random_basis({"m": 2}, {"m": R}, seed=0).vectors["m"].double())
+    basis.save(tmp_path / "v.safetensors")
+    loaded = Basis.load(tmp_path / "v.safetensors")
+    assert torch.equal(loaded.scale["m"], scale["m"])
+    g = torch.ones(R)
+    assert torch.allclose(loaded.coordinates("m", g), g / scale["m"])
+
+
+def test_gradient_files_round_trip_and_mismatched_samples_are_refused(tmp_path):
+    samples, grads, _ = planted()
+    save_gradients(grads, tmp_path / "g.safetensors")
+    loaded = load_gradients(tmp_path / "g.safetensors")
+    assert torch.equal(loaded["m"], grads["m"])
+    check_samples(samples, loaded)
+    with pytest.raises(ValueError, match="gradient rows"):
+        check_samples(samples.iloc[:10], loaded)
+    with pytest.raises(ValueError, match="oracle_correct"):
+        check_samples(samples.drop(columns="oracle_correct"), loaded)
+    with pytest.raises(ValueError, match="kind"):
+        flags_of("nonhack", samples, ["sentinel"], 0)
