@@ -288,3 +288,60 @@ def _merged(base: dict, changes: dict) -> dict:
             _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
         )
     return out
+
+
+@pytest.mark.timeout(1500)  # the shared DAG run's setup counts here
+def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp_path):
+    """On a copy of the tiny DAG's results (organisms, pool, the seed-41 runs reused):
+    extraction.source policy in Adam's geometry builds every basis kind from the student's
+    own samples, one axis per module; the diagnostics read them in both folds; the oracle
+    basis comes from the vanilla and rl_baseline runs and an arm trains with it."""
+    import shutil
+
+    import torch
+
+    from projected_grpo.method.basis import Basis
+
+    assert tiny_dag.result.returncode == 0, tiny_dag.result.stdout[-3000:]
+    work = tmp_path / "work"
+    shutil.copytree(tiny_dag.workdir, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    config = yaml.safe_load((work / ".test" / "config.yaml").read_text())
+    config["method"]["extraction"].update(source="policy", geometry="adam")
+    config["method"].update(policy={"n_per_problem": 2, "seed": 0}, oracle={"seeds": [41], "k": 1})
+    config["arms"] = {
+        "vanilla": {"basis": "real"},
+        "rl_baseline": {"loophole": False},
+        "erase_update_oracle_V": {"basis": "oracle", "projection": {"intervention": "erase", "project_target": "update"}},
+        "erase_correct_V": {"basis": "correct", "projection": {"intervention": "erase"}, "folds": ["all", "lomo"]},
+        "erase_dominant_V": {"basis": "dominant", "projection": {"intervention": "erase"}},
+        "erase_shuffled_V": {"basis": "shuffled", "projection": {"intervention": "erase"}},
+        "erase_random_V": {"basis": "random", "projection": {"intervention": "erase"}},
+    }  # fmt: skip
+    (work / "policy.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(work / "Snakefile"), "--directory", str(work),
+        "--configfile", str(work / "policy.yaml"), "--cores", "2", "--rerun-triggers", "mtime",
+        "results/tables/basis_diagnostics.md", "results/tables/oracle_overlap.md",
+        "results/runs/all/erase_update_oracle_V/seed41",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    scheduled = _scheduled(result)
+    assert not scheduled & {"build_organism", "build_pool"}  # reused
+    for fold in ("all", "without_sentinel"):
+        bases = {k: Basis.load(work / f"results/basis/{fold}/V_{k}.safetensors") for k in ("real", "correct")}
+        assert bases["real"].scale is not None and set(bases["real"].ranks.values()) == {1}
+    real = Basis.load(work / "results/basis/all/V_real.safetensors")
+    dominant = Basis.load(work / "results/basis/all/V_dominant.safetensors")
+    assert dominant.ranks == real.ranks and torch.equal(
+        dominant.scale[next(iter(real.scale))], next(iter(real.scale.values()))
+    )
+    samples = pd.read_parquet(work / "results/basis/policy_samples.parquet")
+    assert set(samples["variant"]) == {"loophole"} and len(samples) == 2 * samples["problem_id"].nunique()
+    diagnostics = pd.read_csv(work / "results/tables/basis_diagnostics.csv")
+    assert set(diagnostics["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
+    assert set(diagnostics["fold"]) == {"all", "without_sentinel"}
+    overlap = pd.read_csv(work / "results/tables/oracle_overlap.csv")
+    assert set(overlap["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
+    manifest = json.loads((work / "results/runs/all/erase_update_oracle_V/seed41/manifest.json").read_text())
+    assert manifest["config"]["basis"]["basis"]["meta"]["kind"] == "oracle"
