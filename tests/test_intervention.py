@@ -1,13 +1,16 @@
 """The projection arms inside training steps (SPEC §4) on the micro organism.
 
-Measuring changes nothing; route moves ``dS`` exactly as erase does and quarantines
-exactly the removed part; projecting the update closes the Adam leak that projecting the
-gradient leaves open; weight decay never touches the quarantine; refreshing an unchanged
-model finds the same basis; purging Adam's momentum leaves none of it in span V; matched
-removal removes what the reference basis would."""
+Measuring changes nothing; the mechanism columns read the step's and the knobs' place
+along V; route moves ``dS`` exactly as erase does and quarantines exactly the removed part
+(on the gradient: AdamW then moves the quarantine out of span V; on the update: it stays
+in span V and ``dS + dS_hack`` is vanilla's ``dS``); projecting the update closes the Adam
+leak that projecting the gradient leaves open; weight decay never touches the quarantine;
+refreshing an unchanged model finds the same basis; purging Adam's momentum leaves none of
+it in span V; matched removal removes what the reference basis would."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -19,7 +22,7 @@ from projected_grpo.environment.families import builtin_bank
 from projected_grpo.environment.modes import MODES
 from projected_grpo.environment.problems import train_problems
 from projected_grpo.environment.sandbox import Sandbox
-from projected_grpo.method.basis import BasisError, basis_overlap, random_basis
+from projected_grpo.method.basis import Basis, BasisError, basis_overlap, random_basis
 from projected_grpo.method.extraction import ExtractConfig, extract_basis
 from projected_grpo.method.intervention import ProjectionConfig, Projector
 from projected_grpo.method.projection import hackward_share, project, purge_span
@@ -141,11 +144,14 @@ def test_measuring_a_basis_changes_nothing(micro_organism, svd, pool, sandbox, r
     for plain, row in zip(vanilla_rows, measured_rows):
         for key in ("loss", "grad_norm", "reward_student", "dS_norm"):
             assert row[key] == plain[key]
-        for key in ("cin", "cin_null", "overlap", "overlap_null", "cout_update", "cin_s", "cin_t"):
+        measured = ("cin", "cin_null", "overlap", "overlap_null", "cout_update", "cin_s", "cin_t")
+        mechanism = ("step_in_span", "drift_in_span", "drift_hackward_0", "drift_hackward_1")
+        for key in (*measured, *mechanism):
             assert key in row and row[key] == row[key], key  # present and not NaN
             assert key not in plain
-        assert 0 < row["cin"] <= 1 and 0 < row["cout_update"] <= 1
+        assert 0 < row["cin"] <= 1 and 0 < row["cout_update"] <= 1 and 0 < row["step_in_span"] <= 1
         assert "cout" not in row and "fired_frac" not in row  # nothing projected
+        assert "quarantine_in_span" not in row and "match_ratio" not in row
 
 
 # ------------------------------------------------------------------ erase and route
@@ -165,6 +171,8 @@ def test_route_quarantines_exactly_the_removed_part(micro_organism, svd, pool, s
         torch.testing.assert_close(grad + hack_grad, g, rtol=0, atol=1e-7 * float(g.abs().max()))
     assert route_rows[0]["fired_frac"] > 0 and route_rows[0]["removed_norm"] > 0
     assert route_rows[0]["removed_norm"] == erase_rows[0]["removed_norm"]
+    # AdamW rescales each coordinate of the routed part: the quarantine leaves span V
+    assert route_rows[0]["quarantine_in_span"] < 0.99 and "quarantine_in_span" not in erase_rows[0]
     for name, t in _knobs(erase).items():
         assert torch.equal(_knobs(route)[name], t), name  # dS moves as under erase
         assert torch.equal(erase.modules[name].dS_hack, torch.zeros_like(t))
@@ -186,6 +194,7 @@ def test_route_on_the_update_splits_the_vanilla_change_between_ds_and_quarantine
     )
     rows = _steps(route, 1, pool, sandbox)
     assert rows[0]["fired_frac"] > 0
+    assert rows[0]["quarantine_in_span"] == pytest.approx(1, abs=1e-6)
     hack = _knobs(route, "dS_hack")
     for name, t in _knobs(vanilla).items():
         total = route.modules[name].dS.detach() + hack[name]
@@ -361,6 +370,34 @@ def test_matched_removal_rescales_per_module_and_skips_modules_the_reference_lac
     assert torch.equal(modules["b"].dS.grad, grads["b"])  # the reference removes nothing there
     with pytest.raises(ValueError, match="match_removed needs a reference"):
         Projector(basis, config)
+
+
+def test_mechanism_reads_the_step_share_and_the_drift_along_v():
+    """Hand-made knobs: a step inside span V has share 1, one orthogonal to it 0; the drift
+    columns are the hand-computed ones (``projection.hackward_drift`` for the signed one)."""
+    v_a, v_b = torch.eye(2, 4), torch.eye(4)[2:3]
+    basis = Basis({"a": v_a, "b": v_b}, {"a": torch.ones(2), "b": torch.ones(1)})
+    before = {"a": torch.tensor([1.0, 0.0, 0.0, 0.0]), "b": torch.tensor([0.0, 0.0, 0.0, 2.0])}
+    after = {"a": torch.tensor([-2.0, 4.0, 0.0, 0.0]), "b": torch.tensor([0.0, 0.0, 0.0, 5.0])}
+    modules = _fake_modules({name: torch.zeros(4) for name in after})
+    for name, knob in after.items():
+        modules[name].dS.data.copy_(knob)
+    for intervention in ("none", "route"):
+        row = Projector(basis, ProjectionConfig(intervention=intervention)).mechanism(modules, before)
+        # a: Δ = (-3, 4, 0, 0) lies in span(e0, e1); b: Δ = (0, 0, 0, 3) is orthogonal to e2
+        assert row["step_in_span"] == pytest.approx((1 + 0) / 2)
+        # a: dS in span V (share 1); b: dS ⊥ V (share 0)
+        assert row["drift_in_span"] == pytest.approx((1 + 0) / 2)
+        # axis 0: -(e0·dS_a) - (e2·dS_b) = 2 + 0 over ‖dS_a‖ + ‖dS_b‖ = sqrt(20) + 5
+        assert row["drift_hackward_0"] == pytest.approx(2 / (math.sqrt(20) + 5))
+        assert row["drift_hackward_1"] == pytest.approx(-4 / math.sqrt(20))  # b has one axis
+        assert ("quarantine_in_span" in row) == (intervention == "route")
+    for name, share in (("a", 1.0), ("b", 0.0)):  # each module alone
+        alone = Basis({name: basis.vectors[name]}, {name: basis.singular_values[name]})
+        assert Projector(alone, ProjectionConfig()).mechanism(modules, before)["step_in_span"] == share
+    modules["a"].dS_hack.data.copy_(torch.tensor([0.0, 3.0, 4.0, 0.0]))
+    row = Projector(basis, ProjectionConfig(intervention="route")).mechanism(modules, before)
+    assert row["quarantine_in_span"] == pytest.approx(3 / 5)  # b's quarantine is empty: skipped
 
 
 def test_erase_writes_no_quarantine_and_route_writes_the_removed_part():

@@ -9,11 +9,15 @@ re-extracted. The parts:
 - ``measure``: ``cin`` of the full gradient and of each row group's part (student,
   teacher, teacher-hack, teacher-correct) against its null (``projection.null_cin``);
 - ``project_target: grad``: before the optimizer, ``dS.grad ← g'``; ``route`` also writes
-  ``removed`` to ``dS_hack.grad`` (AdamW moves the quarantine; no weight decay on it);
+  ``removed`` to ``dS_hack.grad`` (AdamW moves the quarantine, rescaling each coordinate
+  to a full-size step; no weight decay on it);
 - ``project_target: update``: after the optimizer, the parameter change itself is
   projected (``u = -Δ`` as a pseudo-gradient), which closes the Adam leak: momentum banks
   old hack-ward mass and ``1/sqrt(v)`` rotates, so ``g' ⊥ V`` does not make ``Δ ⊥ V``;
-- ``cout_update``: ``relu(V(-Δ))`` share of the actual change of ``dS``, every step;
+  ``route`` moves ``dS_hack`` by exactly the removed part of the step (``dS + dS_hack``
+  moves as vanilla's ``dS`` would);
+- ``cout_update``: ``relu(V(-Δ))`` share of the actual change of ``dS``, every step, and
+  beside it where the knobs went along V (``mechanism``);
 - ``adam_state: purge_span_v``: the first moment loses its component in ``span(V)``;
 - ``match_removed``: the removed part is rescaled to the norm a *reference* basis (real V)
   would remove from the same gradient: random V at matched removal.
@@ -29,7 +33,15 @@ import numpy as np
 import torch
 
 from .basis import Basis, basis_overlap
-from .projection import hackward_share, null_cin, null_overlap, overlap, project, purge_span
+from .projection import (
+    hackward_drift,
+    hackward_share,
+    null_cin,
+    null_overlap,
+    overlap,
+    project,
+    purge_span,
+)
 
 INTERVENTIONS = ("none", "erase", "route")
 TARGETS = ("grad", "update")
@@ -114,12 +126,13 @@ class Projector:
 
     def after_step(self, modules: dict, optimizer: torch.optim.Optimizer) -> dict:
         """After the optimizer step: (``project_target: update``) project the change it
-        made, then ``cout_update`` of the change as it stands, then the momentum purge.
-        Returns the step-row columns."""
+        made, then ``cout_update`` and ``mechanism`` of the change as it stands, then the
+        momentum purge. Returns the step-row columns."""
         row = {}
         if self.acting and self.config.project_target == "update":
             row |= self.project_update(modules, self._before, self._before_hack)
         row["cout_update"] = self.cout_update(modules, self._before)
+        row |= self.mechanism(modules, self._before)
         self.purge_momentum(optimizer, modules)
         return row
 
@@ -172,6 +185,34 @@ class Projector:
             if torch.any(delta != 0):
                 shares.append(hackward_share(-delta, v))
         return _mean(shares)
+
+    def mechanism(self, modules: dict, before: dict[str, torch.Tensor]) -> dict:
+        """Where the knobs went along V, after the step (``Δ`` = this step's change of
+        ``dS``; the knobs start at zero, so ``dS`` is their whole drift ``dS_t - dS_0``):
+
+        - ``step_in_span``: mean over modules of ``‖V Δ‖/‖Δ‖`` (unsigned; null ``overlap_null``);
+        - ``drift_in_span``: mean over modules of ``‖V dS‖/‖dS‖`` (unsigned; same null);
+        - ``drift_hackward_<i>``: the signed hack-ward drift along axis ``i``
+          (``projection.hackward_drift``: ``‖dS_m‖``-weighted mean over modules of the
+          cosine of ``dS_m`` with ``-V_m[i]``);
+        - route only, ``quarantine_in_span``: mean over modules of ``‖V dS_hack‖/‖dS_hack‖``."""
+        steps, drifts, quarantine, knobs = [], [], [], []
+        for name, v in self._vectors(modules):
+            dS = modules[name].dS.detach()
+            delta = dS - before[name]
+            if torch.any(delta != 0):
+                steps.append(overlap(delta, v))
+            if torch.any(dS != 0):
+                drifts.append(overlap(dS, v))
+            knobs.append((dS, v))
+            hack = modules[name].dS_hack.detach()
+            if torch.any(hack != 0):
+                quarantine.append(overlap(hack, v))
+        row = {"step_in_span": _mean(steps), "drift_in_span": _mean(drifts)}
+        row |= {f"drift_hackward_{i}": drift for i, drift in enumerate(hackward_drift(knobs))}
+        if self.config.intervention == "route":
+            row["quarantine_in_span"] = _mean(quarantine)
+        return row
 
     # ------------------------------------------------------------------ interventions
 
