@@ -205,6 +205,31 @@ def test_route_on_the_update_splits_the_vanilla_change_between_ds_and_quarantine
         assert hackward_share(-route.modules[name].dS.detach(), v) < 1e-6
 
 
+def test_route_on_the_update_trains_as_vanilla_with_a_small_quarantine_in_span_v(
+    micro_organism, svd, pool, sandbox, real_basis
+):
+    """The forward pass sees ``dS + dS_hack``, which moves as vanilla's ``dS``: training is
+    vanilla's, the quarantine holds the hack-ward part of every step at its own size (in
+    span V), where routing the gradient lets AdamW blow it up to full-size steps."""
+    vanilla_rows = _steps(_trainer(micro_organism, svd), 3, pool, sandbox)
+    routes = {  # no deployed-model samples: they would draw from the run's RNGs
+        target: _trainer(
+            micro_organism,
+            svd,
+            real_basis,
+            projection={"intervention": "route", "project_target": target, "deploy_eval_every": 0},
+        )
+        for target in ("grad", "update")
+    }
+    rows = {target: _steps(run, 3, pool, sandbox) for target, run in routes.items()}
+    for plain, row in zip(vanilla_rows, rows["update"]):
+        assert row["reward_student"] == plain["reward_student"]  # the same samples
+        assert row["loss"] == pytest.approx(plain["loss"], rel=1e-4, abs=1e-7)
+        assert row["quarantine_in_span"] == pytest.approx(1, abs=1e-5)
+    assert rows["grad"][-1]["quarantine_in_span"] < 0.99
+    assert rows["update"][-1]["dS_hack_norm"] < 0.5 * rows["grad"][-1]["dS_hack_norm"]
+
+
 def test_projecting_the_update_closes_the_adam_leak(micro_organism, svd, pool, sandbox, real_basis):
     on_grad = _trainer(micro_organism, svd, real_basis, projection={"intervention": "erase"})
     grad_rows = _steps(on_grad, 3, pool, sandbox)
