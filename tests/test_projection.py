@@ -1,7 +1,8 @@
 """The projection maths on hand-made tensors (SPEC §4): one-sided erase leaves no
 hack-ward component, the parts add back up to the gradient, an orthogonal basis changes
 nothing, the gates and preserve_magnitude do what they say, purge_span empties span V,
-and the null baselines are those of a random direction."""
+the null baselines are those of a random direction, and the knobs' hack-ward drift is the
+norm-weighted mean of each module's cosine with -V[i]."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from projected_grpo.method.projection import (
+    hackward_drift,
     hackward_share,
     null_cin,
     null_overlap,
@@ -152,6 +154,19 @@ def test_float32_one_sided_erase_is_clean_to_1e6():
     v = orthonormal_rows(4, 32, seed=15).float()
     g = _hackward_gradient(v.double(), seed=16).float()
     assert project(g, v).cout < 1e-6
+
+
+def test_hackward_drift_is_the_norm_weighted_mean_cosine_with_minus_v_per_axis():
+    # module a: dS = (-3, 4, 12), ‖dS‖ 13, V = e0, e1 -> V dS = (-3, 4), hack-ward (3, -4);
+    # module b: dS = (0, 2), ‖dS‖ 2, V = e1 (one axis) -> hack-ward -2 on axis 0 only.
+    a = (torch.tensor([-3.0, 4.0, 12.0]), torch.eye(2, 3))
+    b = (torch.tensor([0.0, 2.0]), torch.eye(2)[1:])
+    axis0, axis1 = hackward_drift([a, b])
+    assert axis0 == pytest.approx((3 - 2) / (13 + 2))
+    assert axis1 == pytest.approx(-4 / 13)  # b has no second axis: not in the mean
+    assert hackward_drift([(torch.ones(3), -torch.eye(1, 3))]) == pytest.approx([1 / math.sqrt(3)])
+    assert math.isnan(hackward_drift([(torch.zeros(3), torch.eye(1, 3))])[0])
+    assert hackward_drift([]) == []
 
 
 def test_unknown_gate_is_refused():

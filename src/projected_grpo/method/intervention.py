@@ -9,14 +9,20 @@ re-extracted. The parts:
 - ``measure``: ``cin`` of the full gradient and of each row group's part (student,
   teacher, teacher-hack, teacher-correct) against its null (``projection.null_cin``);
 - ``project_target: grad``: before the optimizer, ``dS.grad ← g'``; ``route`` also writes
-  ``removed`` to ``dS_hack.grad`` (AdamW moves the quarantine; no weight decay on it);
+  ``removed`` to ``dS_hack.grad`` (AdamW moves the quarantine, rescaling each coordinate
+  to a full-size step; no weight decay on it);
 - ``project_target: update``: after the optimizer, the parameter change itself is
   projected (``u = -Δ`` as a pseudo-gradient), which closes the Adam leak: momentum banks
   old hack-ward mass and ``1/sqrt(v)`` rotates, so ``g' ⊥ V`` does not make ``Δ ⊥ V``;
-- ``cout_update``: ``relu(V(-Δ))`` share of the actual change of ``dS``, every step;
+  ``route`` moves ``dS_hack`` by exactly the removed part of the step (``dS + dS_hack``
+  moves as vanilla's ``dS`` would);
+- ``cout_update``: ``relu(V(-Δ))`` share of the actual change of ``dS``, every step, and
+  beside it where the knobs went along V (``mechanism``);
 - ``adam_state: purge_span_v``: the first moment loses its component in ``span(V)``;
-- ``match_removed``: the removed part is rescaled to the norm a *reference* basis (real V)
-  would remove from the same gradient: random V at matched removal.
+- ``match_removed``: the run's basis removes as much of ``g``'s component in its span as
+  it takes to reach the norm a *reference* basis (real V) would remove — never more than
+  the whole component, so no coordinate of ``V g`` reverses or grows; ``match_ratio``
+  logs how close it came.
 
 ``intervention: none`` only measures: the update is the vanilla one, bit for bit.
 """
@@ -29,7 +35,16 @@ import numpy as np
 import torch
 
 from .basis import Basis, basis_overlap
-from .projection import hackward_share, null_cin, null_overlap, overlap, project, purge_span
+from .projection import (
+    Projected,
+    hackward_drift,
+    hackward_share,
+    null_cin,
+    null_overlap,
+    overlap,
+    project,
+    purge_span,
+)
 
 INTERVENTIONS = ("none", "erase", "route")
 TARGETS = ("grad", "update")
@@ -43,7 +58,7 @@ N_GROUPS = 2 * len(LABELS)
 class ProjectionConfig:
     """intervention: none (measure) | erase | route; gate / overshoot / preserve_magnitude:
     ``projection.project``; project_target: grad | update; adam_state: keep |
-    purge_span_v; match_removed: rescale removal to the reference basis's removed norm;
+    purge_span_v; match_removed: remove up to the reference basis's removed norm;
     refresh_every: re-extract V every N steps (0 = frozen); deploy_eval_every: for route,
     sample the deployed (quarantine-ablated) student every N steps (0 = never)."""
 
@@ -114,12 +129,13 @@ class Projector:
 
     def after_step(self, modules: dict, optimizer: torch.optim.Optimizer) -> dict:
         """After the optimizer step: (``project_target: update``) project the change it
-        made, then ``cout_update`` of the change as it stands, then the momentum purge.
-        Returns the step-row columns."""
+        made, then ``cout_update`` and ``mechanism`` of the change as it stands, then the
+        momentum purge. Returns the step-row columns."""
         row = {}
         if self.acting and self.config.project_target == "update":
             row |= self.project_update(modules, self._before, self._before_hack)
         row["cout_update"] = self.cout_update(modules, self._before)
+        row |= self.mechanism(modules, self._before)
         self.purge_momentum(optimizer, modules)
         return row
 
@@ -173,6 +189,34 @@ class Projector:
                 shares.append(hackward_share(-delta, v))
         return _mean(shares)
 
+    def mechanism(self, modules: dict, before: dict[str, torch.Tensor]) -> dict:
+        """Where the knobs went along V, after the step (``Δ`` = this step's change of
+        ``dS``; the knobs start at zero, so ``dS`` is their whole drift ``dS_t - dS_0``):
+
+        - ``step_in_span``: mean over modules of ``‖V Δ‖/‖Δ‖`` (unsigned; null ``overlap_null``);
+        - ``drift_in_span``: mean over modules of ``‖V dS‖/‖dS‖`` (unsigned; same null);
+        - ``drift_hackward_<i>``: the signed hack-ward drift along axis ``i``
+          (``projection.hackward_drift``: ``‖dS_m‖``-weighted mean over modules of the
+          cosine of ``dS_m`` with ``-V_m[i]``);
+        - route only, ``quarantine_in_span``: mean over modules of ``‖V dS_hack‖/‖dS_hack‖``."""
+        steps, drifts, quarantine, knobs = [], [], [], []
+        for name, v in self._vectors(modules):
+            dS = modules[name].dS.detach()
+            delta = dS - before[name]
+            if torch.any(delta != 0):
+                steps.append(overlap(delta, v))
+            if torch.any(dS != 0):
+                drifts.append(overlap(dS, v))
+            knobs.append((dS, v))
+            hack = modules[name].dS_hack.detach()
+            if torch.any(hack != 0):
+                quarantine.append(overlap(hack, v))
+        row = {"step_in_span": _mean(steps), "drift_in_span": _mean(drifts)}
+        row |= {f"drift_hackward_{i}": drift for i, drift in enumerate(hackward_drift(knobs))}
+        if self.config.intervention == "route":
+            row["quarantine_in_span"] = _mean(quarantine)
+        return row
+
     # ------------------------------------------------------------------ interventions
 
     def project_grads(self, modules: dict) -> dict:
@@ -183,12 +227,12 @@ class Projector:
             module = modules[name]
             if module.dS.grad is None:
                 continue
-            out = self._project(name, module.dS.grad, v)
+            out, target = self._project(name, module.dS.grad, v)
             module.dS.grad = out.grad
             if route:
                 module.dS_hack.grad = out.removed
-            stats.append(out)
-        return _summary(stats)
+            stats.append((out, target))
+        return self._summary(stats)
 
     def project_update(self, modules: dict, before: dict[str, torch.Tensor], before_hack: dict) -> dict:
         """Project the change the optimizer just made to ``dS`` (route: the removed part of
@@ -201,33 +245,53 @@ class Projector:
                 step = before[name] - module.dS  # u = -Δ, a descent pseudo-gradient
                 if not torch.any(step != 0):
                     continue
-                out = self._project(name, step, v)
+                out, target = self._project(name, step, v)
                 module.dS.copy_(before[name] - out.grad)
                 if route:
                     module.dS_hack.copy_(before_hack[name] - out.removed)
-                stats.append(out)
-        return _summary(stats)
+                stats.append((out, target))
+        return self._summary(stats)
 
-    def _project(self, name: str, g: torch.Tensor, v: torch.Tensor):
+    def _project(self, name: str, g: torch.Tensor, v: torch.Tensor) -> tuple[Projected, float | None]:
+        """One module's projection and, under ``match_removed``, the norm it aimed at."""
         c = self.config
-        out = project(g, v, c.gate, c.overshoot, c.preserve_magnitude)
         if c.match_removed:
-            out = self._match(name, g, v, out)
-        return out
+            return self._match(name, g, v)
+        return project(g, v, c.gate, c.overshoot, c.preserve_magnitude), None
 
-    def _match(self, name: str, g: torch.Tensor, v: torch.Tensor, out):
-        """Rescale the removal to the norm the reference basis removes from ``g``; where
-        the gate removes nothing, along the ungated component ``(V g)ᵀ V`` instead (a
-        random basis's orientation carries no meaning)."""
+    def _match(self, name: str, g: torch.Tensor, v: torch.Tensor) -> tuple[Projected, float]:
+        """Remove ``s · (V g)ᵀ V`` with ``s = min(1, T/‖V g‖)``, ``T`` the norm the reference
+        basis's gated removal takes from ``g`` (0 where it has no axes). Every coordinate
+        of ``V g`` shrinks by the same factor ``1 - s``: none reverses or grows, and where
+        ``T`` exceeds the whole component the run removes all of it and falls short (a
+        random basis holds little of ``g``). The gate sets ``T`` only: a random basis's
+        orientation carries no meaning. Returns the projection and ``T``."""
         c = self.config
-        ref = self.reference.vectors.get(name)
-        ref = ref.to(g.device) if ref is not None else None
-        target = project(g, ref, c.gate, c.overshoot).removed.norm() if ref is not None else g.new_zeros(())
-        direction = out.removed if out.removed.norm() > 0 else (v @ g) @ v
-        norm = direction.norm()
-        removed = direction * (target / norm) if norm > 0 else torch.zeros_like(g)
+        ref, target = self.reference.vectors.get(name), 0.0
+        if ref is not None:
+            target = float(project(g, ref.to(g.device), c.gate, c.overshoot).removed.norm())
+        component = (v @ g) @ v
+        norm = float(component.norm())
+        removed = component * min(1.0, target / norm) if norm > 0 else torch.zeros_like(g)
         grad = g - removed
-        return type(out)(grad, removed, out.cin, hackward_share(grad, v), bool(torch.any(removed != 0)))
+        fired = bool(torch.any(removed != 0))
+        return Projected(grad, removed, hackward_share(g, v), hackward_share(grad, v), fired), target
+
+    def _summary(self, stats: list[tuple[Projected, float | None]]) -> dict:
+        """The step-row columns of a projection: ``cout``, ``fired_frac``, ``removed_norm``
+        (over all modules as one vector) and, under ``match_removed``, ``match_ratio``: that
+        norm over the norm the reference basis would have removed (1 = matched; NaN when
+        it would have removed nothing)."""
+        removed = torch.cat([out.removed for out, _ in stats]) if stats else torch.zeros(0)
+        row = {
+            "cout": _mean([out.cout for out, _ in stats]),
+            "fired_frac": _mean([float(out.fired) for out, _ in stats]),
+            "removed_norm": float(removed.norm()),
+        }
+        if self.config.match_removed:
+            target = float(np.sqrt(sum(t**2 for _, t in stats)))
+            row["match_ratio"] = row["removed_norm"] / target if target > 0 else float("nan")
+        return row
 
     def purge_momentum(self, optimizer: torch.optim.Optimizer, modules: dict) -> None:
         """``adam_state: purge_span_v``: drop the first moment's component in span(V)
@@ -239,15 +303,6 @@ class Projector:
                 state = optimizer.state.get(modules[name].dS)
                 if state and "exp_avg" in state:
                     state["exp_avg"].copy_(purge_span(state["exp_avg"], v))
-
-
-def _summary(stats: list) -> dict:
-    removed = torch.cat([s.removed for s in stats]) if stats else torch.zeros(0)
-    return {
-        "cout": _mean([s.cout for s in stats]),
-        "fired_frac": _mean([float(s.fired) for s in stats]),
-        "removed_norm": float(removed.norm()),
-    }
 
 
 def _mean(values: list[float]) -> float:

@@ -16,6 +16,9 @@ Without ``preserve_magnitude``, ``g' + removed == g``; one-sided with overshoot 
 ``null_overlap`` for the unsigned ``‖Vg‖/‖g‖`` (≈ SPEC's ``sqrt(k/r)``) and ``null_cin``
 for ``cin`` (≈ ``sqrt(k/2r)``: the relu keeps about half the axes); exact means, so they
 compare with means of ``cin`` over modules and steps.
+
+Where the knobs themselves went (``hackward_drift``): a *descent* step along ``-v`` is
+hack-ward, so the knobs' hack-ward drift along axis ``i`` is ``-V[i]·dS``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,21 @@ def project(
     return Projected(
         projected, removed, hackward_share(g, v), hackward_share(projected, v), bool(torch.any(gated != 0))
     )
+
+
+def hackward_drift(knobs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
+    """Per axis ``i``, the signed hack-ward drift of the knobs over modules: ``knobs`` holds
+    one ``(dS: [r], V: [k, r])`` per module, and axis ``i`` gets
+    ``Σ_m -V_m[i]·dS_m / Σ_m ‖dS_m‖`` over the modules with an ``i``-th axis — the
+    ``‖dS_m‖``-weighted mean of each module's cosine with ``-V_m[i]``, in [-1, 1]; > 0 =
+    hack-ward. One entry per axis up to the largest ``k``; NaN where every ``dS_m`` is zero."""
+    drifts = []
+    for axis in range(max((v.shape[0] for _, v in knobs), default=0)):
+        present = [(dS, v) for dS, v in knobs if v.shape[0] > axis]
+        along = sum(float(-(v[axis] @ dS)) for dS, v in present)
+        total = sum(float(dS.norm()) for dS, _ in present)
+        drifts.append(along / total if total > 0 else float("nan"))
+    return drifts
 
 
 def purge_span(t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
