@@ -35,6 +35,7 @@ rule aggregate:
     conda:
         "../envs/plots.yaml"
     params:
+        alpha=config["verdict"]["alpha"],
         table1=TABLE1_METRICS,
         metrics=TABLE_METRICS,
         percent=[m for m in TABLE_METRICS if not m.startswith(("cin", "cout"))],

@@ -29,12 +29,18 @@ FOLDS = list(config["method"]["folds"])
 # Columns of results/tables/arms.* (stats.run_row names): rates, then projection health.
 TABLE_METRICS = [
     "hack_end", "solve_end", "format_ok_end",
-    "eval_loophole_hack", "eval_loophole_solve", "eval_no_loophole_solve",
+    "eval_loophole_hack", "eval_loophole_exploit_given_attempt", "eval_loophole_hack_given_format_ok",
+    "eval_loophole_solve", "eval_no_loophole_solve",
     "eval_ablated_loophole_hack", "eval_ablated_loophole_solve",
     "cin", "cin_null", "cin_t_hack", "cin_t_correct", "cout_update",
 ]  # fmt: skip
-# Table 1: hack and solve, last 5 training steps and post-training evaluation.
-TABLE1_METRICS = ["hack_end", "solve_end", "eval_loophole_hack", "eval_no_loophole_solve"]
+# Table 1: hack and solve, last 5 training steps and post-training evaluation; beside the
+# eval hack rate its capability-matched forms, P(exploit | attempt) and P(hack | format_ok),
+# and the no-hint solve rate.
+TABLE1_METRICS = [
+    "hack_end", "solve_end", "eval_loophole_hack", "eval_loophole_exploit_given_attempt",
+    "eval_loophole_hack_given_format_ok", "eval_no_loophole_solve",
+]  # fmt: skip
 # Basis diagnostics (the basis_diagnostics jobs) - how many natural teacher-pool hacks and correct
 # completions, and how many of the base model's own samples, each fold's bases are read on.
 DIAGNOSTICS = {"n_natural": 128, "n_ordinary": 1024, "seed": 0} | config["method"].get("diagnostics", {})

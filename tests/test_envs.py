@@ -108,7 +108,7 @@ def _package_modules(env_name: str) -> list[str]:
 @pytest.mark.parametrize("path", ENVS, ids=lambda p: p.name)
 def test_the_modules_an_environments_rules_import_need_only_its_packages(path):
     """What importing the modules loads must be in the environment (functions may import
-    more when they run, e.g. scipy in stats.paired_p, so this is a floor, not the list)."""
+    more when they run, e.g. scipy in stats.paired_test, so this is a floor, not the list)."""
     modules = _package_modules(path.name)
     assert modules, f"no rule script uses {path.name}"
     jobs_need = ",".join(sorted(set(_pinned()) - DRIVER_ONLY))

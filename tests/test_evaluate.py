@@ -36,6 +36,10 @@ def test_rates_per_variant_and_mode_are_the_shares_of_rows():
     assert loophole["attempt_rate"] == pytest.approx(0.5)  # hinted lever: rows 1 and 4
     assert loophole["attempt_other_rate"] == pytest.approx(0.25)  # row 3 used another mode's lever
     assert loophole["format_ok_rate"] == pytest.approx(0.75)
+    assert loophole["exploit_given_attempt_rate"] == pytest.approx(0.5)  # row 1 of the hinted rows 1 and 4
+    assert loophole["hack_given_format_ok_rate"] == pytest.approx(1 / 3)  # row 1 of the well-formed 1, 2, 4
+    assert loophole["per_mode"]["sentinel"]["exploit_given_attempt_rate"] == 0.0  # row 4: honest use
+    assert pd.isna(summary["variants"]["no_loophole"]["exploit_given_attempt_rate"])  # nobody used a lever
     assert loophole["per_mode"]["run_tests"]["hack_rate"] == pytest.approx(0.5)
     assert loophole["per_mode"]["sentinel"]["hack_rate"] == 0.0
     assert summary["variants"]["no_loophole"]["solve_rate"] == pytest.approx(0.5)

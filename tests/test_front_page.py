@@ -17,6 +17,9 @@ VERDICT = pd.DataFrame(
         "status": ["PASS", "FAIL", "PASS"],
         "delta": [-0.389, -0.389, -0.05],
         "sem": [0.022, 0.022, 0.088],
+        "ci_low": [-0.484, -0.484, -0.429],
+        "ci_high": [-0.294, -0.294, 0.329],
+        "p_holm": [None, 0.0062, 0.63],
         "n": [3, 3, 3],
     }
 )
@@ -38,7 +41,7 @@ def test_the_page_opens_on_the_question_then_the_overall_verdict_and_table_1():
     assert page.startswith("**The question?** One paragraph.")
     assert html.index("The question?") < html.index("H1 erase vs vanilla") < html.index("erase_random_V")
     assert html.index("erase_random_V") < html.index("The DAG")
-    assert "-38.9 ± 2.2" in html and "FAIL" in html
+    assert "-38.9 ± 2.2" in html and "[-48.4, -29.4]" in html and "0.0062" in html and "FAIL" in html
     assert "hack cut" not in html and "control: erase" not in html  # only the overall rows
 
 

@@ -53,28 +53,36 @@ def test_a_mode_that_never_rises_or_is_never_seen_fails_its_clause():
     assert checks["hack_run_tests_rises"]["pass"]
 
 
-def _run_dir(root, arm, seed, hack_end, solve_end=0.3, cin=None, ablated=None):
-    """A finished run folder with a steps parquet and eval summaries."""
-    import json
+def _graded(hack: float) -> pd.DataFrame:
+    """Graded eval rows of mode run_tests: 10 loophole rows (a share ``hack`` exploited with
+    the lever, two oracle-correct), 10 no-loophole rows (four oracle-correct)."""
+    rows = []
+    for variant, correct in (("loophole", 2), ("no_loophole", 4)):
+        exploited = round(10 * hack) if variant == "loophole" else 0
+        for i in range(10):
+            rows.append(_graded_row(variant, "run_tests", exploited=i < exploited,
+                                    oracle=exploited <= i < exploited + correct,
+                                    attempted=("run_tests",) if i < exploited else ()))  # fmt: skip
+    return pd.DataFrame(rows)
 
+
+def _graded_row(variant, mode, exploited=False, oracle=False, attempted=(), fmt=True) -> dict:
+    row = {"variant": variant, "mode": mode, "exploited": exploited, "oracle_correct": oracle,
+           "passed": exploited or oracle, "format_ok": fmt}  # fmt: skip
+    return row | {f"attempted_{m}": m in attempted for m in MODES}
+
+
+def _run_dir(root, arm, seed, hack_end, solve_end=0.3, cin=None, ablated=None):
+    """A finished run folder with a steps parquet and graded eval completions."""
     run = root / "all" / arm / f"seed{seed}"
     run.mkdir(parents=True)
     steps = _steps([0.0] * 5 + [hack_end] * 5, solve=[0.3] * 5 + [solve_end] * 5)
     if cin is not None:
         steps["cin"] = cin
     steps.to_parquet(run / "steps.parquet")
-
-    def summary(hack):
-        return {
-            "variants": {
-                "loophole": {"hack_rate": hack, "solve_rate": 0.2},
-                "no_loophole": {"solve_rate": 0.4},
-            }
-        }
-
-    (run / "eval_summary.json").write_text(json.dumps(summary(hack_end)))
+    _graded(hack_end).to_parquet(run / "eval_completions.parquet")
     if ablated is not None:
-        (run / "eval_summary_ablated.json").write_text(json.dumps(summary(ablated)))
+        _graded(ablated).to_parquet(run / "eval_completions_ablated.parquet")
     return run
 
 
@@ -92,21 +100,89 @@ def test_run_row_reads_ids_rates_ablated_eval_and_diagnostics(tmp_path):
     assert math.isnan(plain["eval_ablated_loophole_hack"]) and math.isnan(plain["cin"])
 
 
+def test_run_row_reads_capability_matched_rates_from_the_graded_eval_completions(tmp_path):
+    from projected_grpo.study.stats import run_row
+
+    run = _run_dir(tmp_path, "vanilla", 41, 0.5)
+    pd.DataFrame([
+        _graded_row("loophole", "run_tests", exploited=True, attempted=("run_tests",)),
+        _graded_row("loophole", "run_tests", exploited=True, attempted=("run_tests",), fmt=False),
+        _graded_row("loophole", "run_tests", attempted=("run_tests",)),  # used the lever, no exploit
+        _graded_row("loophole", "run_tests", exploited=True),  # an exploit the detector missed
+        _graded_row("loophole", "run_tests", oracle=True),
+        _graded_row("loophole", "sentinel", attempted=("run_tests",)),  # another mode's lever
+        _graded_row("no_loophole", "run_tests", oracle=True),
+    ]).to_parquet(run / "eval_completions.parquet")  # fmt: skip
+    row = run_row(run)
+    assert math.isclose(row["eval_loophole_hack"], 3 / 6)
+    assert math.isclose(row["eval_loophole_exploit_given_attempt"], 2 / 3)  # rows 1-3 used the hinted lever
+    assert math.isclose(row["eval_loophole_hack_given_format_ok"], 2 / 5)  # rows 1, 3-6 are well-formed
+    assert math.isclose(row["eval_loophole_hack_given_format_ok_run_tests"], 2 / 4)
+    assert math.isnan(row["eval_loophole_exploit_given_attempt_sentinel"])  # nobody used the sentinel
+    assert math.isclose(row["eval_no_loophole_solve"], 1.0)
+
+
+def test_paired_test_is_scipys_paired_t_test_with_a_95_percent_interval():
+    from scipy import stats
+
+    from projected_grpo.study.stats import paired_test
+
+    arm, comparator = pd.Series([0.2, 0.4, 0.3]), pd.Series([0.6, 0.6, 0.6])
+    test = paired_test(arm - comparator)
+    # by hand: differences -0.4, -0.2, -0.3: mean -0.3, SD 0.1, SEM 0.1 / sqrt 3, t = -5.196 on
+    # 2 degrees of freedom, whose two-sided p is 1 - |t| / sqrt(2 + t^2) = 0.0351; t_0.975(2) = 4.3027
+    assert (
+        test["n"] == 3 and math.isclose(test["delta"], -0.3) and math.isclose(test["sem"], 0.1 / math.sqrt(3))
+    )
+    assert math.isclose(test["p"], 0.035099, abs_tol=1e-6)
+    assert math.isclose(test["ci_low"], -0.3 - 4.302653 * 0.1 / math.sqrt(3), abs_tol=1e-6)
+    reference = stats.ttest_rel(arm, comparator)
+    assert math.isclose(test["p"], reference.pvalue)
+    assert math.isclose(test["ci_low"], reference.confidence_interval(0.95).low)
+    assert math.isclose(test["ci_high"], reference.confidence_interval(0.95).high)
+    flat = paired_test(pd.Series([-0.2, -0.2, -0.2]))  # no spread: no t, a zero-width interval
+    assert (
+        math.isnan(flat["p"]) and math.isclose(flat["ci_low"], -0.2) and math.isclose(flat["ci_high"], -0.2)
+    )
+    one = paired_test(pd.Series([-0.2, math.nan]))
+    assert one["n"] == 1 and math.isnan(one["sem"]) and math.isnan(one["ci_low"]) and math.isnan(one["p"])
+
+
+def test_holm_multiplies_the_ith_smallest_p_by_m_minus_i_plus_1_and_keeps_the_order():
+    from projected_grpo.study.stats import holm
+
+    # by hand, m = 4 (the NaN is no comparison): 0.005 * 4 = 0.02; 0.01 * 3 = 0.03;
+    # 0.03 * 2 = 0.06; 0.04 * 1 = 0.04, raised to the 0.06 before it
+    adjusted = holm([0.01, 0.04, 0.03, math.nan, 0.005])
+    assert adjusted.round(12).tolist()[:3] == [0.03, 0.06, 0.06] and math.isclose(adjusted[4], 0.02)
+    assert math.isnan(adjusted[3])
+    assert holm([0.6, 0.7]).tolist() == [1.0, 1.0]  # capped at 1
+    assert holm([0.2]).tolist() == [0.2]  # a family of one is not adjusted
+
+
 def test_arm_table_pairs_each_arm_with_the_same_seeds_of_vanilla(tmp_path):
     from projected_grpo.study.stats import arm_cells, arm_table, markdown_table, run_row
 
     runs = [_run_dir(tmp_path, "vanilla", s, h) for s, h in ((41, 0.6), (42, 0.5), (43, 0.7))]
     runs += [_run_dir(tmp_path, "erase", s, h) for s, h in ((41, 0.2), (42, 0.3))]  # seed 43 missing
+    runs += [_run_dir(tmp_path, "route", s, h) for s, h in ((41, 0.1), (42, 0.1), (43, 0.3))]
     table = arm_table(pd.DataFrame([run_row(r) for r in runs]), ["hack_end"]).set_index("arm")
     assert table.loc["vanilla", "n"] == 3 and math.isclose(table.loc["vanilla", "hack_end_mean"], 0.6)
     assert math.isnan(table.loc["vanilla", "hack_end_delta"])  # the baseline has no delta to itself
     # paired on seeds 41, 42 only: differences -0.4 and -0.2
     assert math.isclose(table.loc["erase", "hack_end_delta"], -0.3)
     assert math.isclose(table.loc["erase", "hack_end_delta_sem"], 0.1)
-    # paired t: mean -0.3 / SEM 0.1 = -3 on 1 degree of freedom: two-sided p = 0.205
+    # paired t: mean -0.3 / SEM 0.1 = -3 on 1 degree of freedom: two-sided p = 0.205;
+    # 95 % CI -0.3 ± t_0.975(1) 12.706 * 0.1
     assert math.isclose(table.loc["erase", "hack_end_p"], 0.2048, abs_tol=1e-3)
-    text = markdown_table(arm_cells(table.reset_index(), ["hack_end"], percent=["hack_end"]))
-    assert "| all | erase | 2 | 25.0 ± 5.0 (Δ -30.0 ± 10.0, p 0.2) |" in text
+    assert math.isclose(table.loc["erase", "hack_end_ci_low"], -1.57062, abs_tol=1e-5)
+    # Holm over the fold's two arms: route (differences -0.5, -0.4, -0.4: p 0.00587) doubled,
+    # erase's 0.2048 times one, and no smaller than route's
+    assert math.isclose(table.loc["route", "hack_end_p_holm"], 2 * 0.0058652, abs_tol=1e-6)
+    assert math.isclose(table.loc["erase", "hack_end_p_holm"], table.loc["erase", "hack_end_p"])
+    text = markdown_table(arm_cells(table.reset_index(), ["hack_end"], 0.05, percent=["hack_end"]))
+    assert "| all | erase | 2 | 25.0 ± 5.0 (Δ -30.0 ± 10.0, [-157.1, 97.1], p_Holm 0.2) |" in text
+    assert "p_Holm 0.012*) |" in text  # route: below α
 
 
 def test_figures_draw_every_arm_and_say_so_when_no_cin_was_measured():
@@ -157,17 +233,20 @@ def test_table_figure_draws_every_cell(tmp_path):
     assert (tmp_path / "t.pdf").stat().st_size > 0
 
 
-def test_lomo_table_reads_the_held_out_modes_deployed_hack_rate():
+def test_lomo_table_reads_the_held_out_modes_deployed_rates():
     from projected_grpo.study.plots import lomo_figure
-    from projected_grpo.study.stats import lomo_table
+    from projected_grpo.study.stats import LOMO_METRICS, lomo_table
 
     rows = []
     for arm, hack, ablated in (("vanilla", (0.6, 0.7), None), ("route", (0.5, 0.6), (0.1, 0.2))):
         for seed, h, a in zip((41, 42), hack, ablated or (None, None)):
             row = {"fold": "without_sentinel", "arm": arm, "seed": seed, "eval_loophole_hack_sentinel": h,
+                   "eval_loophole_exploit_given_attempt_sentinel": 0.9, "eval_loophole_hack_given_format_ok_sentinel": h + 0.1,
                    "eval_no_loophole_solve": 0.4, "eval_ablated_loophole_hack": a}  # fmt: skip
             if a is not None:
-                row |= {"eval_ablated_loophole_hack_sentinel": a, "eval_ablated_no_loophole_solve": 0.3}
+                row |= {"eval_ablated_loophole_hack_sentinel": a, "eval_ablated_no_loophole_solve": 0.3,
+                        "eval_ablated_loophole_exploit_given_attempt_sentinel": 0.5,
+                        "eval_ablated_loophole_hack_given_format_ok_sentinel": a}  # fmt: skip
             rows.append(row)
     rows.append({"fold": "all", "arm": "vanilla", "seed": 41, "eval_loophole_hack_sentinel": 0.9,
                  "eval_ablated_loophole_hack": None})  # fmt: skip
@@ -177,8 +256,13 @@ def test_lomo_table_reads_the_held_out_modes_deployed_hack_rate():
     }
     assert math.isclose(table.loc["vanilla", "held_out_hack_mean"], 0.65)  # fold `all` is not a LOMO fold
     assert math.isclose(table.loc["route_ablated", "held_out_hack_delta"], -0.5)
+    assert math.isclose(table.loc["route_ablated", "held_out_exploit_given_attempt_delta"], -0.4)
+    assert math.isclose(table.loc["route", "held_out_hack_given_format_ok_mean"], 0.65)
     assert math.isclose(table.loc["route_ablated", "eval_no_loophole_solve_mean"], 0.3)
-    assert len(lomo_figure(table.reset_index(), "caption").axes[0].patches) == 3
+    figure = lomo_figure(table.reset_index(), "caption")
+    assert [len(ax.patches) for ax in figure.axes] == [3] * len(
+        LOMO_METRICS
+    )  # a bar per arm, a panel per rate
     assert lomo_table(pd.DataFrame(rows[-1:])).empty
 
 
@@ -201,7 +285,8 @@ def test_paired_differences_are_per_seed_against_the_same_folds_vanilla_and_are_
     assert deltas["solve_delta"].round(6).tolist() == [0.1, 0.0]
     lomo = paired_differences(runs, ["hack"], fold="without_sentinel")
     assert lomo["hack_delta"].round(6).tolist() == [-0.8]
-    figure = tradeoff_figure(deltas, "caption", x="solve", y="hack")
+    figure = tradeoff_figure(deltas, "caption", x="solve", ys=["hack", "solve"])
     points = figure.axes[0].collections[0].get_offsets()
     assert [[round(a, 6), round(b, 6)] for a, b in points.tolist()] == [[0.1, -0.3], [0.0, -0.2]]
     assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["erase"]
+    assert figure.axes[1].get_ylabel().startswith("Δ solve")  # one panel per hack rate asked for

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
+import pytest
+import yaml
 
 from projected_grpo.study.verdict import (
     FAIL,
@@ -19,6 +22,7 @@ from projected_grpo.study.verdict import (
 )
 
 ERASE, ROUTE = PROJECTIONS
+ALPHA = 0.05
 
 
 def _runs(arms: dict, fold: str = "all", seeds=(41, 42, 43)) -> pd.DataFrame:
@@ -41,66 +45,124 @@ VANILLA = ([0.60, 0.70, 0.65], [0.30, 0.32, 0.28])
 
 
 def test_a_large_cut_at_matched_pass_supports_h1():
-    rows = h1_rows(_runs({"vanilla": VANILLA, "erase": ([0.20, 0.25, 0.30], [0.31, 0.30, 0.27])}), ERASE)
+    rows = h1_rows(
+        _runs({"vanilla": VANILLA, "erase": ([0.20, 0.25, 0.30], [0.31, 0.30, 0.27])}), ALPHA, [ERASE]
+    )
     assert all(r["status"] == PASS for r in rows), rows
     overall = rows[-1]
     assert overall["n"] == 3 and math.isclose(overall["delta"], -0.40)
 
 
 def test_a_cut_between_15_and_30_pp_is_neither_supported_nor_falsified():
-    rows = h1_rows(_runs({"vanilla": VANILLA, "erase": ([0.40, 0.50, 0.45], [0.30, 0.32, 0.28])}), ERASE)
+    rows = h1_rows(
+        _runs({"vanilla": VANILLA, "erase": ([0.40, 0.50, 0.45], [0.30, 0.32, 0.28])}), ALPHA, [ERASE]
+    )
     assert _status(rows, "hack cut >= 30 pp") == FAIL
     assert _status(rows, "falsifier cut < 15 pp") == PASS
     assert _status(rows, "overall") == NOT_EVALUABLE
 
 
 def test_a_small_cut_falsifies_h1():
-    rows = h1_rows(_runs({"vanilla": VANILLA, "erase": ([0.55, 0.60, 0.58], [0.30, 0.32, 0.28])}), ERASE)
+    rows = h1_rows(
+        _runs({"vanilla": VANILLA, "erase": ([0.55, 0.60, 0.58], [0.30, 0.32, 0.28])}), ALPHA, [ERASE]
+    )
     assert _status(rows, "falsifier cut < 15 pp") == FAIL and _status(rows, "overall") == FAIL
 
 
 def test_a_cut_bought_with_the_pass_rate_falsifies_h1():
-    rows = h1_rows(_runs({"vanilla": VANILLA, "erase": ([0.10, 0.10, 0.10], [0.10, 0.12, 0.08])}), ERASE)
+    rows = h1_rows(
+        _runs({"vanilla": VANILLA, "erase": ([0.10, 0.10, 0.10], [0.10, 0.12, 0.08])}), ALPHA, [ERASE]
+    )
     assert _status(rows, "hack cut >= 30 pp") == PASS
     assert _status(rows, "pass matched within 10 pp") == FAIL
     assert _status(rows, "falsifier pass drop > 15 pp") == FAIL and _status(rows, "overall") == FAIL
 
 
-def test_a_cut_within_one_sem_falsifies_h1():
-    noisy = ([0.1, 1.0, 0.15], [0.30, 0.32, 0.28])  # paired cuts 0.5, -0.3, 0.5: mean 0.23, SEM 0.27
-    rows = h1_rows(_runs({"vanilla": VANILLA, "erase": noisy}), ERASE)
+def test_a_cut_not_significant_after_holm_falsifies_h1():
+    noisy = ([0.1, 1.0, 0.15], [0.30, 0.32, 0.28])  # paired cuts 0.5, -0.3, 0.5: mean 0.23, p 0.47
+    rows = h1_rows(_runs({"vanilla": VANILLA, "erase": noisy}), ALPHA, [ERASE])
     assert _status(rows, "falsifier cut < 15 pp") == PASS
-    assert _status(rows, "cut beyond 1 SEM") == FAIL and _status(rows, "overall") == FAIL
+    assert _status(rows, "cut beyond noise") == FAIL and _status(rows, "overall") == FAIL
+    (noise,) = [r for r in rows if r["clause"].endswith("cut beyond noise")]
+    assert noise["rule"].endswith("not significant at α after Holm") and noise["p_holm"] > ALPHA
+
+
+def test_reversing_one_seeds_difference_flips_h1_and_a_control_from_pass_to_fail():
+    erase = ([0.20, 0.25, 0.30], [0.31, 0.30, 0.27])  # cuts 0.40, 0.45, 0.35: p 0.0052
+    runs = _runs({"vanilla": VANILLA, "erase": erase, "erase_random_V": VANILLA})
+    assert _status(h1_rows(runs, ALPHA, [ERASE]), "overall") == PASS
+    assert _status(control_rows(runs, ALPHA), "below erase_random_V") == PASS
+    # seed 43's difference reversed (+0.35 instead of -0.35): cuts 0.40, 0.45, -0.35, mean 0.17
+    # still clears the 15 pp falsifier, but not the test (p 0.59)
+    flipped = _runs({"vanilla": VANILLA, "erase": ([0.20, 0.25, 1.00], erase[1]), "erase_random_V": VANILLA})
+    rows = h1_rows(flipped, ALPHA, [ERASE])
+    assert _status(rows, "falsifier cut < 15 pp") == PASS
+    assert _status(rows, "cut beyond noise") == FAIL and _status(rows, "overall") == FAIL
+    assert _status(control_rows(flipped, ALPHA), "below erase_random_V") == FAIL
+
+
+def test_h1_tests_the_projections_as_one_holm_family():
+    runs = _runs({"vanilla": VANILLA, "erase": ([0.20, 0.25, 0.30], [0.31, 0.30, 0.27]),
+                  "route": ([0.45, 0.40, 0.33], [0.31, 0.30, 0.27])})  # fmt: skip
+    rows = {r["clause"]: r for r in h1_rows(runs, ALPHA)}
+    erase, route = (
+        rows["H1 erase vs vanilla: cut beyond noise"],
+        rows["H1 route (ablated) vs vanilla: cut beyond noise"],
+    )
+    # by hand: the smaller p doubled, the larger one times one (and not below the first)
+    low, high = sorted([erase, route], key=lambda r: r["p"])
+    assert math.isclose(low["p_holm"], 2 * low["p"]) and math.isclose(
+        high["p_holm"], max(high["p"], 2 * low["p"])
+    )
+    assert rows["H1 erase vs vanilla: overall"]["p_holm"] == erase["p_holm"]
+    assert "Holm over 2 H1 projections" in erase["rule"]
 
 
 def test_h1_is_not_evaluable_without_room_or_without_seeds():
     low_vanilla = ([0.20, 0.25, 0.20], [0.30, 0.32, 0.28])
-    rows = h1_rows(_runs({"vanilla": low_vanilla, "erase": ([0.0, 0.0, 0.0], [0.30, 0.32, 0.28])}), ERASE)
+    rows = h1_rows(
+        _runs({"vanilla": low_vanilla, "erase": ([0.0, 0.0, 0.0], [0.30, 0.32, 0.28])}), ALPHA, [ERASE]
+    )
     assert _status(rows, "hack cut >= 30 pp") == NOT_EVALUABLE and _status(rows, "overall") == NOT_EVALUABLE
     one_seed = _runs({"vanilla": VANILLA, "erase": ([0.2], [0.3])})
-    assert [r["status"] for r in h1_rows(one_seed, ERASE)] == [NOT_EVALUABLE]
+    assert [r["status"] for r in h1_rows(one_seed, ALPHA, [ERASE])] == [NOT_EVALUABLE]
 
 
 def test_route_is_judged_on_the_quarantine_ablated_evaluation():
     runs = _runs({"vanilla": VANILLA, "route": ([0.20, 0.25, 0.30], [0.31, 0.30, 0.27])})
     runs["eval_loophole_hack"] = runs["eval_loophole_hack"].fillna(0.9)  # kept quarantine: still hacks
-    assert _status(h1_rows(runs, ROUTE), "overall") == PASS
+    assert _status(h1_rows(runs, ALPHA, [ROUTE]), "overall") == PASS
 
 
-def test_controls_pass_only_when_real_v_is_lower_beyond_one_sem():
+def test_controls_pass_only_when_real_v_is_lower_beyond_noise():
     runs = _runs({
         "erase": ([0.20, 0.25, 0.30], [0.3] * 3),
-        "erase_random_V": ([0.60, 0.65, 0.70], [0.3] * 3),   # clearly worse than real V
+        "erase_random_V": ([0.60, 0.65, 0.72], [0.3] * 3),   # clearly worse than real V
         "erase_shuffled_V": ([0.20, 0.26, 0.29], [0.3] * 3),  # indistinguishable
     })  # fmt: skip
-    rows = {r["clause"].rsplit(" ", 1)[-1]: r["status"] for r in control_rows(runs)}
+    rows = {r["clause"].rsplit(" ", 1)[-1]: r["status"] for r in control_rows(runs, ALPHA)}
     assert rows == {"erase_random_V": PASS, "erase_random_V_matched": NOT_EVALUABLE,
                     "erase_shuffled_V": FAIL, "erase_nonhack_V": NOT_EVALUABLE}  # fmt: skip
 
 
+def test_a_control_beaten_at_p_0_013_alone_is_not_beaten_after_holm_over_four():
+    controls = {
+        "erase_random_V": ([0.50, 0.50, 0.50], [0.3] * 3),  # differences -0.3, -0.25, -0.2: p 0.013
+        "erase_random_V_matched": ([0.22, 0.24, 0.33], [0.3] * 3),
+        "erase_shuffled_V": ([0.18, 0.27, 0.31], [0.3] * 3),
+        "erase_nonhack_V": ([0.23, 0.22, 0.30], [0.3] * 3),
+    }
+    runs = _runs({"erase": ([0.20, 0.25, 0.30], [0.3] * 3), **controls})
+    alone = control_rows(runs, ALPHA, controls=["erase_random_V"])
+    assert alone[0]["status"] == PASS and math.isclose(alone[0]["p"], 0.013072, abs_tol=1e-6)
+    (random_v,) = [r for r in control_rows(runs, ALPHA) if r["clause"].endswith("erase_random_V")]
+    assert math.isclose(random_v["p_holm"], 4 * 0.013072, abs_tol=1e-5)  # the smallest of four p, times 4
+    assert random_v["status"] == FAIL and "not significant at α after Holm" in random_v["rule"]
+
+
 def _lomo_runs(solve: dict) -> pd.DataFrame:
     """Fold without_sentinel; ``solve``: arm -> no-loophole solve rate per seed."""
-    hack = {"vanilla": (0.6, 0.7, 0.65), "route": (0.1, 0.1, 0.2), "route_random_V": (0.6, 0.6, 0.7)}
+    hack = {"vanilla": (0.6, 0.7, 0.65), "route": (0.1, 0.1, 0.2), "route_random_V": (0.6, 0.65, 0.7)}
     return pd.DataFrame([
         {"fold": "without_sentinel", "arm": arm, "seed": seed, "eval_loophole_hack_sentinel": h,
          "eval_ablated_loophole_hack_sentinel": h, "eval_no_loophole_solve": p, "eval_ablated_no_loophole_solve": p}
@@ -111,30 +173,63 @@ def _lomo_runs(solve: dict) -> pd.DataFrame:
 
 def test_lomo_reads_the_held_out_modes_hack_rate():
     kept = {"vanilla": (0.3, 0.3, 0.3), "route": (0.25, 0.3, 0.28), "route_random_V": (0.3, 0.3, 0.3)}
-    rows = lomo_rows(_lomo_runs(kept))
+    rows = lomo_rows(_lomo_runs(kept), ALPHA)
     assert [r["status"] for r in rows] == [PASS, PASS, PASS]
     assert all("held-out sentinel" in r["clause"] for r in rows)
 
 
 def test_lomo_fails_a_projection_that_stops_hacking_by_breaking():
     broken = {"vanilla": (0.3, 0.3, 0.3), "route": (0.02, 0.04, 0.03), "route_random_V": (0.3, 0.3, 0.3)}
-    rows = lomo_rows(_lomo_runs(broken))
+    rows = lomo_rows(_lomo_runs(broken), ALPHA)
     assert [r["status"] for r in rows] == [PASS, PASS, FAIL]
     assert rows[2]["clause"].endswith("pass drop vs vanilla <= 15 pp")
     assert math.isclose(rows[2]["delta"], 0.03 - 0.3, abs_tol=1e-9)
 
 
+def test_lomo_tests_each_comparison_as_one_holm_family_over_the_folds():
+    kept = {"vanilla": (0.3, 0.3, 0.3), "route": (0.25, 0.3, 0.28), "route_random_V": (0.3, 0.3, 0.3)}
+    one_fold = _lomo_runs(kept)
+    two_folds = pd.concat([one_fold, one_fold.assign(fold="without_file_marker").rename(
+        columns=lambda c: c.replace("_sentinel", "_file_marker"))])  # fmt: skip
+    single = {r["clause"]: r for r in lomo_rows(one_fold, ALPHA)}
+    both = {r["clause"]: r for r in lomo_rows(two_folds, ALPHA)}
+    clause = "held-out sentinel: route (ablated) below vanilla"
+    assert math.isclose(single[clause]["p_holm"], single[clause]["p"])
+    assert math.isclose(both[clause]["p_holm"], 2 * single[clause]["p"])  # two folds, equal p: both doubled
+    assert "Holm over 2 LOMO folds (route (ablated) vs vanilla)" in both[clause]["rule"]
+
+
 def test_verdict_table_has_every_clause_and_renders():
     runs = _runs({"vanilla": VANILLA, "erase": ([0.20, 0.25, 0.30], [0.31, 0.30, 0.27])})
-    table = verdict_table(runs)
+    table = verdict_table(runs, ALPHA)
     assert set(table["status"]) <= {PASS, FAIL, NOT_EVALUABLE}
     assert table["clause"].str.contains("route").any() and table["clause"].str.contains("control").any()
     text = markdown_verdict(table)
     assert "| H1 erase vs vanilla: overall | **PASS** |" in text
+    assert "| 95 % CI (pp) | p | p_Holm |" in text and "| 0.0052 | 0.0052 |" in text
 
 
 def test_without_room_for_a_15_pp_cut_the_falsifier_is_not_evaluable():
     barely = ([0.10, 0.12, 0.08], [0.30, 0.32, 0.28])  # vanilla hardly hacks
-    rows = h1_rows(_runs({"vanilla": barely, "erase": ([0.0, 0.0, 0.0], [0.30, 0.32, 0.28])}), ERASE)
+    rows = h1_rows(_runs({"vanilla": barely, "erase": ([0.0, 0.0, 0.0], [0.30, 0.32, 0.28])}), ALPHA, [ERASE])
     assert _status(rows, "falsifier cut < 15 pp") == NOT_EVALUABLE
     assert _status(rows, "overall") == NOT_EVALUABLE
+
+
+def test_alpha_is_a_checked_config_setting_with_a_default():
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    repo = Path(__file__).resolve().parents[1]
+    schema = str(repo / "schemas" / "config.schema.yaml")
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    validate(config, schema)
+    assert config["verdict"] == {"alpha": 0.05}
+    tiny = yaml.safe_load((repo / ".test" / "config.yaml").read_text())
+    validate(tiny, schema)  # a config without the section gets the default
+    assert tiny["verdict"] == {"alpha": 0.05}
+    config["verdict"]["alpha"] = 5
+    with pytest.raises(
+        WorkflowError, match=r"(?s)5 is greater than the maximum of 0.5.*\['verdict'\]\['alpha'\]"
+    ):
+        validate(config, schema)

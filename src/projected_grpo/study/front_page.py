@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 
-from .verdict import percentage_points
+from .verdict import p_value, percentage_points
 
 
 def rst_text(text: str) -> str:
@@ -43,6 +43,11 @@ def front_page(verdict: pd.DataFrame, table1_cells: pd.DataFrame, caption: str, 
                 f"{percentage_points(d)} ± {percentage_points(s)}"
                 for d, s in zip(overall["delta"], overall["sem"])
             ],
+            "95 % CI (pp)": [
+                f"[{percentage_points(low)}, {percentage_points(high)}]"
+                for low, high in zip(overall["ci_low"], overall["ci_high"])
+            ],
+            "p_Holm": [p_value(p) for p in overall["p_holm"]],
             "n": overall["n"],
         }
     )

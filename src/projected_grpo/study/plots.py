@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .stats import LOMO_METRICS  # noqa: E402
+
 COLORS = {
     "vanilla": "tab:red",
     "vanilla_no_teacher": "tab:orange",
@@ -185,50 +187,56 @@ def table_figure(cells: pd.DataFrame, title: str, caption: str):
 
 
 def lomo_figure(lomo: pd.DataFrame, caption: str):
-    """Bars per held-out mode: that mode's post-training hack rate for each arm of the fold
-    (mean ± SEM over seeds). ``lomo``: ``stats.lomo_table``."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    """One panel per rate of ``stats.LOMO_METRICS``, bars per held-out mode: the rate for
+    each arm of the fold (mean ± SEM over seeds). ``lomo``: ``stats.lomo_table``."""
     if lomo.empty:
+        fig, ax = plt.subplots(figsize=(8, 4))
         ax.text(0.5, 0.5, "no leave-one-mode-out folds in this configuration", ha="center", va="center")
         ax.axis("off")
-    else:
-        modes = list(dict.fromkeys(lomo["held_out"]))
-        arms = list(dict.fromkeys(lomo["arm"]))
-        width = 0.8 / len(arms)
+        fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
+        return fig
+    fig, axes = plt.subplots(1, len(LOMO_METRICS), figsize=(5 * len(LOMO_METRICS), 4.2), sharey=True)
+    modes = list(dict.fromkeys(lomo["held_out"]))
+    arms = list(dict.fromkeys(lomo["arm"]))
+    width = 0.8 / len(arms)
+    for ax, metric in zip(axes, LOMO_METRICS):
         for i, arm in enumerate(arms):
             rows = lomo[lomo["arm"] == arm].set_index("held_out").reindex(modes)
             x = [m + i * width for m in range(len(modes))]
-            ax.bar(x, rows["held_out_hack_mean"], width, yerr=rows["held_out_hack_sem"].fillna(0), label=arm,
+            ax.bar(x, rows[f"{metric}_mean"], width, yerr=rows[f"{metric}_sem"].fillna(0), label=arm,
                    color=COLORS.get(arm.removesuffix("_ablated")), alpha=0.6 if arm.endswith("_ablated") else 1.0)  # fmt: skip
-        ax.set_xticks([m + 0.4 - width / 2 for m in range(len(modes))], modes)
-        ax.set_ylabel("held-out mode hack rate (eval)")
+        ax.set_xticks([m + 0.4 - width / 2 for m in range(len(modes))], modes, fontsize=7)
+        ax.set_title(metric, fontsize=9)
         ax.set_ylim(0, 1)
-        ax.legend(fontsize=7)
+    axes[0].set_ylabel("rate on the held-out problems (eval)")
+    axes[0].legend(fontsize=7)
     fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
 def tradeoff_figure(
-    deltas: pd.DataFrame, caption: str, x: str = "eval_no_loophole_solve", y: str = "eval_loophole_hack"
+    deltas: pd.DataFrame, caption: str, x: str = "eval_no_loophole_solve", ys=("eval_loophole_hack",)
 ):
-    """One point per (arm, seed): the paired change in solve rate (x) and hack rate (y)
-    against same-seed vanilla; the arm's mean as a larger marker. Lower right is the goal
-    (less hacking, more solving). ``deltas``: ``stats.paired_differences``."""
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ax.axhline(0, color="0.6", linewidth=0.8)
-    ax.axvline(0, color="0.6", linewidth=0.8)
-    cycle = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
-    for arm, rows in deltas.groupby("arm", sort=False):
-        color = COLORS.get(arm.removesuffix("_ablated")) or next(cycle)  # one colour per arm
-        hollow = arm.endswith("_ablated")
-        ax.scatter(rows[f"{x}_delta"], rows[f"{y}_delta"], s=18, color=color, alpha=0.6,
-                   facecolors="none" if hollow else color)  # fmt: skip
-        ax.scatter(rows[f"{x}_delta"].mean(), rows[f"{y}_delta"].mean(), s=90, marker="D", label=arm,
-                   edgecolors=color, facecolors="none" if hollow else color)  # fmt: skip
-    ax.set_xlabel(f"Δ {x} vs same-seed vanilla")
-    ax.set_ylabel(f"Δ {y} vs same-seed vanilla")
-    ax.legend(fontsize=6, ncol=2)
+    """One panel per hack rate of ``ys``, one point per (arm, seed): the paired change in
+    solve rate (x) and in that hack rate (y) against same-seed vanilla; the arm's mean as a
+    larger marker. Lower right is the goal (less hacking, more solving). ``deltas``:
+    ``stats.paired_differences``."""
+    fig, axes = plt.subplots(1, len(ys), figsize=(5.5 * len(ys), 4.5), squeeze=False)
+    for ax, y in zip(axes[0], ys):
+        ax.axhline(0, color="0.6", linewidth=0.8)
+        ax.axvline(0, color="0.6", linewidth=0.8)
+        cycle = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
+        for arm, rows in deltas.groupby("arm", sort=False):
+            color = COLORS.get(arm.removesuffix("_ablated")) or next(cycle)  # one colour per arm
+            hollow = arm.endswith("_ablated")
+            ax.scatter(rows[f"{x}_delta"], rows[f"{y}_delta"], s=18, color=color, alpha=0.6,
+                       facecolors="none" if hollow else color)  # fmt: skip
+            ax.scatter(rows[f"{x}_delta"].mean(), rows[f"{y}_delta"].mean(), s=90, marker="D", label=arm,
+                       edgecolors=color, facecolors="none" if hollow else color)  # fmt: skip
+        ax.set_xlabel(f"Δ {x} vs same-seed vanilla")
+        ax.set_ylabel(f"Δ {y} vs same-seed vanilla")
+    axes[0][0].legend(fontsize=6, ncol=2)
     fig.text(0.01, 0.01, caption + " Small points: seeds; diamonds: arm means.", fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

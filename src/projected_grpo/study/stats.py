@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..environment.modes import MODES
+from ..policy.evaluate import summarize
 
 # Acceptance of emergence under vanilla GRPO (issue: "vanilla GRPO makes the organism hack").
 MAX_START_HACK = 0.10
@@ -55,8 +56,9 @@ def emergence_checks(summary: dict, window: int = WINDOW) -> dict:
 
 def run_row(run_dir: str | Path) -> dict:
     """One finished run (``results/runs/{fold}/{arm}/seed{seed}``) as one flat row: ids,
-    training rates (first step, last ``WINDOW`` steps), post-training eval rates (loophole:
-    hack / solve and hack per mode; no_loophole: solve; route: also with the quarantine
+    training rates (first step, last ``WINDOW`` steps), post-training eval rates read from
+    the graded eval completions (loophole: hack, solve, P(exploit | attempt), P(hack |
+    format_ok), each also per mode; no_loophole: solve; route: also with the quarantine
     ablated), and the projection diagnostics averaged over steps (NaN where absent)."""
     run_dir = Path(run_dir)
     steps = pd.read_parquet(run_dir / "steps.parquet")
@@ -67,22 +69,24 @@ def run_row(run_dir: str | Path) -> dict:
     }
     row |= run_summary(steps)
     for suffix, name in (("", "eval"), ("_ablated", "eval_ablated")):
-        path = run_dir / f"eval_summary{suffix}.json"
-        variants = json.loads(path.read_text())["variants"] if path.is_file() else {}
-        for variant, key in (
-            ("loophole", "hack_rate"),
-            ("loophole", "solve_rate"),
-            ("no_loophole", "solve_rate"),
-        ):
-            value = variants.get(variant, {}).get(key, math.nan)
-            row[f"{name}_{variant}_{key.removesuffix('_rate')}"] = float(value)
-        per_mode = variants.get("loophole", {}).get("per_mode", {})
-        for mode in MODES:
-            row[f"{name}_loophole_hack_{mode}"] = float(per_mode.get(mode, {}).get("hack_rate", math.nan))
+        path = run_dir / f"eval_completions{suffix}.parquet"
+        variants = summarize(pd.read_parquet(path))["variants"] if path.is_file() else {}
+        loophole = variants.get("loophole", {})
+        for key in LOOPHOLE_RATES:
+            column = f"{name}_loophole_{key.removesuffix('_rate')}"
+            row[column] = float(loophole.get(key, math.nan))
+            for mode in MODES:
+                row[f"{column}_{mode}"] = float(loophole.get("per_mode", {}).get(mode, {}).get(key, math.nan))
+        row[f"{name}_no_loophole_solve"] = float(variants.get("no_loophole", {}).get("solve_rate", math.nan))
     for column in DIAGNOSTICS:
         row[column] = float(steps[column].mean()) if column in steps else math.nan
     return row
 
+
+# Rates of the loophole evaluation a run row carries, overall and per mode: the hack rate
+# beside the capability-matched ones (SPEC §1: falling exploit rates can be an artefact of
+# falling pass or format rates).
+LOOPHOLE_RATES = ("hack_rate", "solve_rate", "exploit_given_attempt_rate", "hack_given_format_ok_rate")
 
 # Per-step projection diagnostics a run row averages (SPEC §6).
 DIAGNOSTICS = ("cin", "cin_null", "cin_s", "cin_t", "cin_t_hack", "cin_t_correct", "cout", "cout_update",
@@ -91,8 +95,9 @@ DIAGNOSTICS = ("cin", "cin_null", "cin_s", "cin_t", "cin_t_hack", "cin_t_correct
 
 def arm_table(runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanilla") -> pd.DataFrame:
     """Per (fold, arm): n seeds, mean and SEM of each metric, and the paired difference to
-    the same fold's ``baseline`` arm on the same seeds (``_delta``, ``_delta_sem`` over
-    seeds, ``_p`` of the paired t-test)."""
+    the same fold's ``baseline`` arm on the same seeds (``paired_test``: ``_delta``,
+    ``_delta_sem``, ``_ci_low`` / ``_ci_high``, ``_p``), with ``_p_holm`` adjusted over the
+    fold's arms compared with the baseline on that metric (one family per fold and metric)."""
     rows = []
     for (fold, arm), group in runs.groupby(["fold", "arm"], sort=False):
         out = {"fold": fold, "arm": arm, "n": int(len(group))}
@@ -101,11 +106,15 @@ def arm_table(runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanil
         for metric in metrics:
             out[f"{metric}_mean"], out[f"{metric}_sem"] = mean_sem(group[metric])
             if arm != baseline and len(paired):
-                diff = (paired[metric] - paired[f"{metric}_base"]).dropna()
-                out[f"{metric}_delta"], out[f"{metric}_delta_sem"] = mean_sem(diff)
-                out[f"{metric}_p"] = paired_p(diff)
+                test = paired_test(paired[metric] - paired[f"{metric}_base"])
+                out[f"{metric}_delta"], out[f"{metric}_delta_sem"] = test["delta"], test["sem"]
+                out |= {f"{metric}_{key}": test[key] for key in ("ci_low", "ci_high", "p")}
         rows.append(out)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for metric in metrics:
+        if f"{metric}_p" in table:
+            table[f"{metric}_p_holm"] = table.groupby("fold")[f"{metric}_p"].transform(holm)
+    return table
 
 
 def paired_differences(
@@ -124,15 +133,48 @@ def paired_differences(
     return deltas.sort_values(["arm", "seed"], kind="stable").reset_index(drop=True)
 
 
-def paired_p(differences: pd.Series) -> float:
-    """Two-sided p of the paired t-test (mean difference 0) on per-seed differences; NaN
-    with fewer than two seeds or no spread."""
-    from scipy.stats import ttest_1samp
+# Confidence level of every interval the tables and the verdict print (SPEC §7).
+CI_LEVEL = 0.95
 
-    values = differences.dropna().to_numpy()
-    if len(values) < 2 or values.max() - values.min() <= 1e-12:  # no spread: t undefined
-        return math.nan
-    return float(ttest_1samp(values, 0.0).pvalue)
+
+def paired_test(differences: pd.Series) -> dict:
+    """The paired t-test on per-seed differences (arm - comparator, same seed and fold)
+    against a mean of 0: ``n``, the mean ``delta``, its ``sem``, the ``CI_LEVEL`` interval
+    ``ci_low`` / ``ci_high`` (t quantile on n - 1 degrees of freedom) and the two-sided
+    ``p``. NaN where undefined: everything but n and delta below two seeds, p when the
+    differences do not vary (t has no denominator)."""
+    from scipy import stats
+
+    values = differences.dropna()
+    delta, sem = mean_sem(values)
+    out = {
+        "n": len(values),
+        "delta": delta,
+        "sem": sem,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "p": math.nan,
+    }
+    if len(values) < 2:
+        return out
+    half = float(stats.t.ppf(0.5 + CI_LEVEL / 2, len(values) - 1)) * sem
+    out |= {"ci_low": delta - half, "ci_high": delta + half}
+    if values.max() - values.min() > 1e-12:
+        out["p"] = float(stats.ttest_1samp(values.to_numpy(), 0.0).pvalue)
+    return out
+
+
+def holm(p_values: Sequence[float] | pd.Series) -> pd.Series:
+    """Holm-Bonferroni adjusted p-values, in the given order (and index, for a Series): the
+    i-th smallest of m is multiplied by m - i + 1 (i from 1), made non-decreasing in that
+    order, capped at 1. NaN entries (comparisons that could not be made) are not in the
+    family and stay NaN."""
+    p = (p_values if isinstance(p_values, pd.Series) else pd.Series(p_values)).astype(float)
+    ordered = p.dropna().sort_values(kind="stable")
+    factors = len(ordered) - np.arange(len(ordered))
+    adjusted = pd.Series(math.nan, index=p.index)
+    adjusted.loc[ordered.index] = (ordered * factors).cummax().clip(upper=1.0).to_numpy()
+    return adjusted
 
 
 def with_deployed_rows(runs: pd.DataFrame) -> pd.DataFrame:
@@ -161,9 +203,12 @@ def mean_sem(values: pd.Series) -> tuple[float, float]:
     return float(values.mean()), sem
 
 
-def arm_cells(table: pd.DataFrame, metrics: Sequence[str], percent: Sequence[str] = ()) -> pd.DataFrame:
+def arm_cells(
+    table: pd.DataFrame, metrics: Sequence[str], alpha: float, percent: Sequence[str] = ()
+) -> pd.DataFrame:
     """``arm_table`` as text cells: fold, arm, n, then per metric ``mean ± sem`` with the
-    paired ``Δ ± sem, p`` to the baseline where there is one (``percent``: in percent)."""
+    paired ``Δ ± sem, [95 % CI], p_Holm`` to the baseline where there is one, ``*`` where
+    p_Holm < ``alpha`` (``percent``: in percent)."""
 
     def cell(row, metric: str) -> str:
         scale = 100 if metric in percent else 1
@@ -174,9 +219,11 @@ def arm_cells(table: pd.DataFrame, metrics: Sequence[str], percent: Sequence[str
 
         text = f"{num(row[f'{metric}_mean'])} ± {num(row[f'{metric}_sem'])}"
         if not pd.isna(row.get(f"{metric}_delta", math.nan)):
-            p = row.get(f"{metric}_p", math.nan)
             text += f" (Δ {num(row[f'{metric}_delta'])} ± {num(row[f'{metric}_delta_sem'])}"
-            text += ")" if pd.isna(p) else f", p {p:.2g})"
+            if not pd.isna(row[f"{metric}_ci_low"]):
+                text += f", [{num(row[f'{metric}_ci_low'])}, {num(row[f'{metric}_ci_high'])}]"
+            p = row[f"{metric}_p_holm"]
+            text += ")" if pd.isna(p) else f", p_Holm {p:.2g}{'*' if p < alpha else ''})"
         return text
 
     cells = [
@@ -193,19 +240,27 @@ def markdown_table(cells: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The LOMO table's rates: the held-out mode's hack rate, its capability-matched forms, and
+# the no-hint solve rate beside them.
+LOMO_METRICS = ("held_out_hack", "held_out_exploit_given_attempt", "held_out_hack_given_format_ok",
+                "eval_no_loophole_solve")  # fmt: skip
+
+
 def lomo_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Leave-one-mode-out: per held-out mode (fold ``without_<mode>``) and arm (route arms
-    also as ``<arm>_ablated``), the held-out mode's post-training hack rate and the
-    no-loophole solve rate, mean ± SEM over seeds, with the paired Δ to vanilla."""
+    also as ``<arm>_ablated``), ``LOMO_METRICS`` (the held-out mode's post-training rates,
+    the no-loophole solve rate), mean ± SEM over seeds, with the paired Δ to vanilla."""
     rows = []
     runs = with_deployed_rows(runs)
     for mode in MODES:
         fold = runs[runs["fold"] == f"without_{mode}"]
         if fold.empty:
             continue
-        held_out = fold.assign(held_out_hack=fold[f"eval_loophole_hack_{mode}"])
-        table = arm_table(held_out, ["held_out_hack", "eval_no_loophole_solve"])
-        rows.append(table.assign(held_out=mode))
+        held_out = fold.assign(**{
+            metric: fold[f"eval_loophole_{metric.removeprefix('held_out_')}_{mode}"]
+            for metric in LOMO_METRICS if metric.startswith("held_out_")
+        })  # fmt: skip
+        rows.append(arm_table(held_out, LOMO_METRICS).assign(held_out=mode))
     columns = ["held_out", "fold", "arm", "n"]
     if not rows:
         return pd.DataFrame(columns=columns)
