@@ -131,7 +131,7 @@ def basis_kinds(fold):
 
 def diagnosed_kinds(fold):
     """The bases of `fold` read by basis_diagnostics before any training - all but the
-    oracle (which needs training runs; its overlap with each is in the diagnostics table)."""
+    oracle (which needs training runs; its overlap with each is the oracle_overlap table)."""
     return [kind for kind in basis_kinds(fold) if kind != "oracle"]
 
 
