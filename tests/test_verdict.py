@@ -141,8 +141,9 @@ def test_controls_pass_only_when_real_v_is_lower_beyond_noise():
         "erase_shuffled_V": ([0.20, 0.26, 0.29], [0.3] * 3),  # indistinguishable
     })  # fmt: skip
     rows = {r["clause"].rsplit(" ", 1)[-1]: r["status"] for r in control_rows(runs, ALPHA)}
-    assert rows == {"erase_random_V": PASS, "erase_random_V_matched": NOT_EVALUABLE,
-                    "erase_shuffled_V": FAIL, "erase_nonhack_V": NOT_EVALUABLE}  # fmt: skip
+    assert rows == {"erase_random_V": PASS, "erase_random_V_matched": NOT_EVALUABLE, "erase_shuffled_V": FAIL,
+                    "erase_nonhack_V": NOT_EVALUABLE, "erase_correct_V": NOT_EVALUABLE,
+                    "erase_dominant_V": NOT_EVALUABLE}  # fmt: skip
 
 
 def test_a_control_beaten_at_p_0_013_alone_is_not_beaten_after_holm_over_four():
@@ -203,7 +204,8 @@ def test_verdict_table_has_every_clause_and_renders():
     runs = _runs({"vanilla": VANILLA, "erase": ([0.20, 0.25, 0.30], [0.31, 0.30, 0.27])})
     table = verdict_table(runs, ALPHA)
     assert set(table["status"]) <= {PASS, FAIL, NOT_EVALUABLE}
-    assert table["clause"].str.contains("route").any() and table["clause"].str.contains("control").any()
+    assert table["clause"].str.contains("route").any()  # a projection arm the runs lack is NOT EVALUABLE
+    assert not table["clause"].str.contains("control").any()  # a control the study did not run has no row
     text = markdown_verdict(table)
     assert "| H1 erase vs vanilla: overall | **PASS** |" in text
     assert "| 95 % CI (pp) | p | p_Holm |" in text and "| 0.0052 | 0.0052 |" in text
@@ -233,3 +235,18 @@ def test_alpha_is_a_checked_config_setting_with_a_default():
         WorkflowError, match=r"(?s)5 is greater than the maximum of 0.5.*\['verdict'\]\['alpha'\]"
     ):
         validate(config, schema)
+
+
+def test_the_table_reads_the_controls_and_oracle_arms_the_study_ran_and_only_those():
+    from projected_grpo.study.verdict import verdict_table
+
+    runs = _runs({
+        "vanilla": ([0.60, 0.65, 0.70], [0.3] * 3),
+        "erase": ([0.20, 0.25, 0.30], [0.3] * 3),
+        "erase_dominant_V": ([0.50, 0.58, 0.66], [0.3] * 3),
+        "erase_oracle_V": ([0.10, 0.12, 0.15], [0.3] * 3),
+    })  # fmt: skip
+    clauses = verdict_table(runs, ALPHA).set_index("clause")["status"]
+    assert clauses["control: erase (real V) below erase_dominant_V"] == PASS
+    assert clauses["upper bound: erase_oracle_V below vanilla"] == PASS
+    assert not [c for c in clauses.index if "erase_nonhack_V" in c or "erase_correct_V" in c]

@@ -49,7 +49,12 @@ PROJECTIONS = (
     Arm("erase", "erase"),
     Arm("route (ablated)", "route", "eval_ablated_loophole_hack", "eval_ablated_no_loophole_solve"),
 )
-CONTROLS = ("erase_random_V", "erase_random_V_matched", "erase_shuffled_V", "erase_nonhack_V")
+CONTROLS = (
+    "erase_random_V", "erase_random_V_matched", "erase_shuffled_V", "erase_nonhack_V", "erase_correct_V",
+    "erase_dominant_V",
+)  # fmt: skip
+# The oracle basis's arms (where vanilla runs learned to hack): the upper bound, not a method.
+ORACLES = ("erase_oracle_V",)
 
 
 def paired(runs: pd.DataFrame, a: Arm, b: Arm, fold: str = "all", column_a=None, column_b=None) -> dict:
@@ -160,6 +165,15 @@ def control_rows(
     return tested_rows(family, alpha, "controls")
 
 
+def oracle_rows(runs: pd.DataFrame, alpha: float, oracles: Sequence[str] = ORACLES, fold="all") -> list[dict]:
+    """The upper bound: each oracle arm's hack below vanilla's, beyond noise (Holm over the
+    oracle arms). If even the oracle basis cannot cut hacking, no extraction can."""
+    family = [
+        (f"upper bound: {arm} below vanilla", paired(runs, Arm(arm, arm), VANILLA, fold)) for arm in oracles
+    ]
+    return tested_rows(family, alpha, "oracle arms")
+
+
 def lomo_rows(
     runs: pd.DataFrame, alpha: float, projection: Arm = PROJECTIONS[1], random_arm: str = "route_random_V"
 ) -> list[dict]:
@@ -189,10 +203,13 @@ def lomo_rows(
 
 
 def verdict_table(runs: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Every clause: H1 for each projection arm (fold all), the controls, the LOMO folds,
+    """Every clause: H1 for each projection arm (fold all), the controls and the oracle
+    arms the runs have, the LOMO folds,
     tested at ``alpha``. Columns ``COLUMNS``: clause, status, rule, n, a (arm mean), b
     (comparison mean), delta, sem, ci_low / ci_high (95 %), p, p_holm (tested clauses)."""
-    rows = h1_rows(runs, alpha) + control_rows(runs, alpha) + lomo_rows(runs, alpha)
+    present = set(runs["arm"])
+    rows = h1_rows(runs, alpha) + control_rows(runs, alpha, [c for c in CONTROLS if c in present])
+    rows += oracle_rows(runs, alpha, [a for a in ORACLES if a in present]) + lomo_rows(runs, alpha)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
