@@ -8,6 +8,7 @@ rule aggregate:
         runs=run_dirs(),
         student=student_model(),
         description=workflow.source_path("../report/workflow.rst"),
+        diagnostics="results/tables/basis_diagnostics.csv",
     output:
         summary="results/summary.parquet",
         csv="results/tables/arms.csv",
@@ -39,6 +40,7 @@ rule aggregate:
         table1=TABLE1_METRICS,
         metrics=TABLE_METRICS,
         percent=[m for m in TABLE_METRICS if not m.startswith(("cin", "cout"))],
+        min_held_out_auc=DIAGNOSTICS["min_held_out_auc"],
     script:
         "../scripts/aggregate.py"
 

@@ -208,7 +208,7 @@ rule basis_diagnostics:
     params:
         kinds=lambda wc: diagnosed_kinds(wc.fold),
         held_out=lambda wc: None if wc.fold == "all" else wc.fold.removeprefix("without_"),
-        diagnostics=DIAGNOSTICS,
+        diagnostics={k: DIAGNOSTICS[k] for k in ("n_natural", "n_ordinary", "seed")},
         extraction=extraction_settings(),
         adapter_targets=config["train"]["adapter_targets"],
         svd_cache="results/cache/svd",

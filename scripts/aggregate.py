@@ -23,9 +23,12 @@ from projected_grpo.study.stats import (
     run_row,
     with_deployed_rows,
 )
-from projected_grpo.study.verdict import markdown_verdict, verdict_table
+from projected_grpo.study.verdict import held_out_separation, markdown_verdict, verdict_table
 
 alpha = snakemake.params.alpha
+# how well real V separated each held-out mode's hacks before training (a LOMO fold tests transfer only above the bar)
+separation = held_out_separation(pd.read_csv(snakemake.input.diagnostics))
+min_separation = snakemake.params.min_held_out_auc
 summary = pd.DataFrame([run_row(run) for run in snakemake.input.runs])
 atomic_write_parquet(summary, snakemake.output.summary)
 runs = with_deployed_rows(summary)
@@ -67,15 +70,19 @@ for fmt in ("png", "pdf"):
     with atomic_path(snakemake.output[f"tradeoff_{fmt}"]) as tmp:
         tradeoff_figure(deltas, tradeoff_caption, ys=hack_rates).savefig(tmp, format=fmt, dpi=150)
 
-lomo = lomo_table(summary)
+lomo = lomo_table(summary, separation)
 atomic_write_text(lomo.to_csv(index=False), snakemake.output.lomo_csv)
 lomo_cells = arm_cells(lomo, LOMO_METRICS, alpha, LOMO_METRICS)
+lomo_cells.insert(0, "V separates held-out (AUC)", [f"{a:.2f}" for a in lomo["held_out_auc"]])
 lomo_cells.insert(0, "held_out", lomo["held_out"].tolist())
 lomo_caption = caption.split(" Rates in %")[0] + (
     " Leave-one-mode-out: V, teacher pool and monitor know the other three modes; training uses all four."
     " held_out_hack = the held-out mode's eval hack rate, held_out_exploit_given_attempt and"
     " held_out_hack_given_format_ok its capability-matched forms; Δ = paired difference to the fold's"
     f" vanilla ± SEM, [95 % CI], p_Holm over the fold's arms; * = p_Holm < α = {alpha:g}."
+    " V separates held-out = AUC of real V's summed first-axis score, the held-out mode's hacks vs its other"
+    " samples of the base student, before training; below"
+    f" {min_separation:g} the fold cannot test transfer and the verdict does not read it."
 )
 atomic_write_text(
     "LOMO table. " + lomo_caption + "\n\n" + markdown_table(lomo_cells), snakemake.output.lomo_md
@@ -84,7 +91,7 @@ for fmt in ("png", "pdf"):
     with atomic_path(snakemake.output[f"lomo_{fmt}"]) as tmp:
         lomo_figure(lomo, lomo_caption).savefig(tmp, format=fmt, dpi=150)
 
-verdict = verdict_table(summary, alpha)
+verdict = verdict_table(summary, alpha, separation, min_separation)
 atomic_write_text(verdict.to_csv(index=False), snakemake.output.verdict_csv)
 atomic_write_text(markdown_verdict(verdict), snakemake.output.verdict_md)
 print(verdict.to_string(), file=sys.stderr)

@@ -250,3 +250,27 @@ def test_the_table_reads_the_controls_and_oracle_arms_the_study_ran_and_only_tho
     assert clauses["control: erase (real V) below erase_dominant_V"] == PASS
     assert clauses["upper bound: erase_oracle_V below vanilla"] == PASS
     assert not [c for c in clauses.index if "erase_nonhack_V" in c or "erase_correct_V" in c]
+
+
+def test_a_lomo_fold_whose_basis_did_not_separate_the_held_out_mode_is_not_read():
+    runs = _lomo_runs(
+        {"vanilla": (0.3, 0.3, 0.3), "route": (0.3, 0.3, 0.3), "route_random_V": (0.3, 0.3, 0.3)}
+    )
+    read = lomo_rows(runs, ALPHA, separation={"sentinel": 0.8}, min_separation=0.6)
+    assert _status(read, "route (ablated) below vanilla") == PASS
+    unread = lomo_rows(runs, ALPHA, separation={"sentinel": 0.52}, min_separation=0.6)
+    assert {r["status"] for r in unread} == {NOT_EVALUABLE}
+    assert "not a transfer test" in unread[0]["rule"] and "0.52 < 0.6" in unread[0]["rule"]
+    missing = lomo_rows(runs, ALPHA, separation={"stdout_marker": 0.9}, min_separation=0.6)
+    assert {r["status"] for r in missing} == {NOT_EVALUABLE}  # no diagnostics for the fold: not read either
+
+
+def test_held_out_separation_reads_real_vs_lomo_rows_of_the_diagnostics_table():
+    from projected_grpo.study.verdict import held_out_separation
+
+    table = pd.DataFrame({
+        "fold": ["all", "without_sentinel", "without_sentinel", "without_run_tests"],
+        "kind": ["real", "real", "random", "real"],
+        "auc_student_sum": [0.9, 0.7, 0.5, 0.55],
+    })  # fmt: skip
+    assert held_out_separation(table) == {"sentinel": 0.7, "run_tests": 0.55}
