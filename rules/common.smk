@@ -45,9 +45,9 @@ TABLE1_METRICS = [
 # completions, and how many of the base model's own samples, each fold's bases are read on.
 # A leave-one-mode-out fold tests transfer only when real V separated the held-out mode's hacks
 # before training (auc_student_sum at least min_held_out_auc); below it the verdict does not read the fold.
-DIAGNOSTICS = {"n_natural": 128, "n_ordinary": 1024, "seed": 0, "min_held_out_auc": 0.6} | config["method"].get(
-    "diagnostics", {}
-)
+DIAGNOSTICS = {"n_natural": 128, "n_ordinary": 1024, "seed": 0, "min_held_out_auc": 0.6} | config[
+    "method"
+].get("diagnostics", {})
 # The policy source of V (extraction.source policy): the base student's samples per train problem.
 POLICY = {"n_per_problem": 32, "seed": 0} | config["method"].get("policy", {})
 # The oracle basis (arms with basis: oracle): seed-paired dev runs of a hacking and an honest arm.
