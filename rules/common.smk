@@ -32,7 +32,8 @@ TABLE_METRICS = [
     "eval_loophole_hack", "eval_loophole_exploit_given_attempt", "eval_loophole_hack_given_format_ok",
     "eval_loophole_solve", "eval_no_loophole_solve",
     "eval_ablated_loophole_hack", "eval_ablated_loophole_solve",
-    "cin", "cin_null", "cin_t_hack", "cin_t_correct", "cout_update",
+    "cin", "cin_null", "cin_t_hack", "cin_t_correct", "cout_update", "step_in_span",
+    "dS_norm_end", "drift_in_span_end", "drift_hackward_0_end",
 ]  # fmt: skip
 # Table 1: hack and solve, last 5 training steps and post-training evaluation; beside the
 # eval hack rate its capability-matched forms, P(exploit | attempt) and P(hack | format_ok),

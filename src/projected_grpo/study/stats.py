@@ -80,6 +80,8 @@ def run_row(run_dir: str | Path) -> dict:
         row[f"{name}_no_loophole_solve"] = float(variants.get("no_loophole", {}).get("solve_rate", math.nan))
     for column in DIAGNOSTICS:
         row[column] = float(steps[column].mean()) if column in steps else math.nan
+    for column in AT_END:
+        row[f"{column}_end"] = float(steps[column].iloc[-1]) if column in steps else math.nan
     return row
 
 
@@ -90,7 +92,12 @@ LOOPHOLE_RATES = ("hack_rate", "solve_rate", "exploit_given_attempt_rate", "hack
 
 # Per-step projection diagnostics a run row averages (SPEC §6).
 DIAGNOSTICS = ("cin", "cin_null", "cin_s", "cin_t", "cin_t_hack", "cin_t_correct", "cout", "cout_update",
-               "fired_frac", "removed_norm", "basis_overlap", "dS_norm", "dS_hack_norm")  # fmt: skip
+               "step_in_span", "fired_frac", "removed_norm", "basis_overlap", "dS_norm", "dS_hack_norm")  # fmt: skip
+
+
+# Per-step columns a run row also keeps at the last step: how far the knobs moved, and how
+# much of that drift lies in span(V) and hack-ward along its first axis (the mechanism).
+AT_END = ("dS_norm", "dS_hack_norm", "drift_in_span", "drift_hackward_0")
 
 
 def arm_table(runs: pd.DataFrame, metrics: Sequence[str], baseline: str = "vanilla") -> pd.DataFrame:
