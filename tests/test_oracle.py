@@ -65,5 +65,6 @@ def test_overlap_is_high_for_the_oracles_own_span_and_at_the_null_for_random_bas
     table = oracle_overlap(oracle, {"near": near, **randoms}).set_index("kind")
     assert table.loc["near", "cos_first"] == pytest.approx(1.0, abs=1e-5)
     assert table.loc["near", "in_oracle_span"] == pytest.approx(1.0, abs=1e-5)
+    assert table.loc["near", "cos_first_signed"] == pytest.approx(-1.0, abs=1e-5)  # it points the other way
     random_mean = table.drop(index="near")["cos_first"].mean()
     assert random_mean == pytest.approx(table.loc["near", "cos_first_null"], rel=0.35)

@@ -307,7 +307,7 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     shutil.copytree(tiny_dag.workdir, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
     config = yaml.safe_load((work / ".test" / "config.yaml").read_text())
     config["method"]["extraction"].update(source="policy", geometry="adam")
-    config["method"].update(policy={"n_per_problem": 2, "seed": 0}, oracle={"seeds": [41], "k": 1})
+    config["method"].update(policy={"n_per_problem": 8, "seed": 0}, oracle={"seeds": [41], "k": 1})
     config["arms"] = {
         "vanilla": {"basis": "real"},
         "rl_baseline": {"loophole": False},
@@ -320,25 +320,40 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     (work / "policy.yaml").write_text(yaml.safe_dump(config))
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(work / "Snakefile"), "--directory", str(work),
-        "--configfile", str(work / "policy.yaml"), "--cores", "2",
-        "results/tables/basis_diagnostics.md", "results/tables/oracle_overlap.md",
-        "results/runs/all/erase_update_oracle_V/seed41",
-        "--rerun-triggers", "mtime",  # the copied organisms and pool are up to date by their times
+        "--configfile", str(work / "policy.yaml"), "--cores", "2", "--rerun-triggers", "mtime", "--",
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    sampled = subprocess.run(
+        [*command, "results/basis/policy_samples.parquet"], capture_output=True, text=True
+    )
+    assert sampled.returncode == 0, sampled.stdout[-3000:] + sampled.stderr[-3000:]
+    # The tiny organism writes no well-formed code, so its detector flags nothing: mark two of
+    # every eight samples of a prompt as using a lever (sentinel, run_tests) and two as
+    # correct, which is all the extraction reads of the grades.
+    samples_file = work / "results/basis/policy_samples.parquet"
+    samples = pd.read_parquet(samples_file)
+    i = pd.RangeIndex(len(samples))
+    samples = samples.assign(
+        attempted_sentinel=i % 8 == 0, attempted_run_tests=i % 8 == 4, oracle_correct=i % 4 == 2
+    )
+    samples.to_parquet(samples_file)
+    targets = ["results/tables/basis_diagnostics.md", "results/tables/oracle_overlap.md",
+               "results/runs/all/erase_update_oracle_V/seed41"]  # fmt: skip
+    result = subprocess.run([*command, *targets], capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     scheduled = _scheduled(result)
     assert not scheduled & {"build_organism", "build_pool"}  # reused
     for fold in ("all", "without_sentinel"):
-        bases = {k: Basis.load(work / f"results/basis/{fold}/V_{k}.safetensors") for k in ("real", "correct")}
-        assert bases["real"].scale is not None and set(bases["real"].ranks.values()) == {1}
+        for kind in ("real", "correct", "shuffled"):
+            basis = Basis.load(work / f"results/basis/{fold}/V_{kind}.safetensors")
+            assert basis.scale is not None and set(basis.ranks.values()) == {1}, (fold, kind)
     real = Basis.load(work / "results/basis/all/V_real.safetensors")
     dominant = Basis.load(work / "results/basis/all/V_dominant.safetensors")
     assert dominant.ranks == real.ranks and torch.equal(
         dominant.scale[next(iter(real.scale))], next(iter(real.scale.values()))
     )
     samples = pd.read_parquet(work / "results/basis/policy_samples.parquet")
-    assert set(samples["variant"]) == {"loophole"} and len(samples) == 2 * samples["problem_id"].nunique()
+    assert set(samples["variant"]) == {"loophole"} and len(samples) == 8 * samples["problem_id"].nunique()
+    assert real.meta["n_flagged"] == str(len(samples) // 4)  # fold all: both levers
     diagnostics = pd.read_csv(work / "results/tables/basis_diagnostics.csv")
     assert set(diagnostics["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
     assert set(diagnostics["fold"]) == {"all", "without_sentinel"}

@@ -59,16 +59,18 @@ def oracle_basis(
 
 def oracle_overlap(oracle: Basis, bases: dict[str, Basis]) -> pd.DataFrame:
     """One row per basis kind: over the modules both carry, the mean ``|cos|`` of its first
-    axis with the oracle's first axis and the mean norm of its first axis inside the
-    oracle's span (``‖V_oracle v_0‖``), each with the value a random direction has
-    (``projection.null_overlap``)."""
+    axis with the oracle's first axis, the mean signed ``cos`` (> 0: both hack-ward the same
+    way; a control that points against the oracle removes *anti*-hack steps one-sidedly),
+    and the mean norm of its first axis inside the oracle's span (``‖V_oracle v_0‖``), each
+    unsigned one with the value a random direction has (``projection.null_overlap``)."""
     rows = []
     for kind, basis in bases.items():
         names = sorted(set(basis.vectors) & set(oracle.vectors))
-        cos, inside, cos_null, inside_null = [], [], [], []
+        cos, signed, inside, cos_null, inside_null = [], [], [], [], []
         for name in names:
             v0, o = basis.vectors[name][0].double(), oracle.vectors[name].double()
-            cos.append(float((o[0] @ v0).abs()))
+            signed.append(float(o[0] @ v0))
+            cos.append(abs(signed[-1]))
             inside.append(float((o @ v0).norm()))
             cos_null.append(null_overlap(1, o.shape[1]))
             inside_null.append(null_overlap(o.shape[0], o.shape[1]))
@@ -78,6 +80,7 @@ def oracle_overlap(oracle: Basis, bases: dict[str, Basis]) -> pd.DataFrame:
                 "modules": len(names),
                 "cos_first": _mean(cos),
                 "cos_first_null": _mean(cos_null),
+                "cos_first_signed": _mean(signed),
                 "in_oracle_span": _mean(inside),
                 "in_oracle_span_null": _mean(inside_null),
             }
