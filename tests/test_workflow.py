@@ -71,25 +71,27 @@ def test_unknown_config_key_is_rejected(tmp_path):
         (lambda c: c["method"].update(folds=["without_sentinel"]), "method.folds: must contain 'all'"),
         (
             lambda c: (
-                c["method"]["extraction"].update(method="gev"),
+                c["method"]["extraction"].update(method="gev", source="pairs", geometry="raw"),
+                c["arms"].pop("erase_correct_V"),
                 c["arms"]["erase"].setdefault("projection", {}).update(refresh_every=2),
             ),
             "arms.erase: projection.refresh_every re-extracts V from pairs with method svd only",
         ),
         (
-            lambda c: c["method"]["extraction"].update(source="policy", geometry="adam"),
+            lambda c: c["arms"].update(erase_nonhack_V={"basis": "nonhack"}),
             "arms.erase_nonhack_V: basis 'nonhack' is not built by extraction.source policy",
+        ),
+        (
+            lambda c: (c["method"]["extraction"].update(source="pairs"), c["arms"].pop("erase_correct_V")),
+            "method.extraction: extraction.geometry adam: for source policy",
         ),
         (
             lambda c: c["arms"].update(erase_oracle_V={"basis": "oracle", "folds": ["all", "lomo"]}),
             "arms.erase_oracle_V: the oracle basis comes from fold-all runs",
         ),
         (
-            lambda c: (
-                c["arms"].pop("rl_baseline"),
-                c["arms"].update(erase_oracle_V={"basis": "oracle"}),
-            ),
-            "arms.erase_oracle_V: the oracle basis needs arms 'vanilla' and 'rl_baseline'",
+            lambda c: c["arms"].pop("rl_baseline"),
+            "the oracle basis needs arms 'vanilla' and 'rl_baseline'",
         ),
     ],
 )
@@ -100,25 +102,20 @@ def test_an_arm_that_cannot_work_fails_at_start_up_naming_it(tmp_path, change, m
 
 
 def test_with_method_gev_extraction_reads_the_folds_clean_vs_clean_pairs(tmp_path):
-    config = _config_with(tmp_path, lambda c: c["method"]["extraction"].update(method="gev", null_draws=20))
+    def gev(c: dict) -> None:
+        c["method"]["extraction"].update(method="gev", null_draws=20, source="pairs", geometry="raw")
+        c["arms"].pop("erase_correct_V")
+
+    config = _config_with(tmp_path, gev)
     result = _dry_run("results/basis/without_sentinel/V_real.safetensors", "--configfile", str(config))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     job = result.stdout.split("rule extract_v_hack:")[1].split("\n\n")[0]
     assert "results/basis/without_sentinel/pairs_nonhack.parquet" in job
 
 
-def _policy_source(c: dict) -> None:
-    c["method"]["extraction"].update(source="policy", geometry="adam")
-    c["arms"].pop("erase_nonhack_V")
-    c["arms"].update(
-        erase_correct_V={"basis": "correct", "projection": {"intervention": "erase"}},
-        erase_dominant_V={"basis": "dominant", "projection": {"intervention": "erase"}},
-        erase_oracle_V={"basis": "oracle", "projection": {"intervention": "erase"}},
-    )
-
-
-def test_with_the_policy_source_every_basis_reads_the_students_own_samples(tmp_path):
-    config = _config_with(tmp_path, _policy_source)
+def test_by_default_every_basis_reads_the_students_own_samples(tmp_path):
+    """The default extraction is the policy source; the oracle reads the dev-seed runs."""
+    config = _config_with(tmp_path, lambda c: None)
     result = _dry_run("--configfile", str(config), "--directory", str(tmp_path), "--forceall")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert {
