@@ -339,8 +339,8 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     scheduled = _scheduled(result)
     assert not scheduled & {"build_organism", "build_pool"}  # reused
-    for fold in ("all", "without_sentinel"):
-        for kind in ("real", "correct", "shuffled"):
+    for fold, kinds in (("all", ("real", "correct", "shuffled")), ("without_sentinel", ("real", "correct"))):
+        for kind in kinds:
             basis = Basis.load(work / f"results/basis/{fold}/V_{kind}.safetensors")
             assert basis.scale is not None and set(basis.ranks.values()) == {1}, (fold, kind)
     real = Basis.load(work / "results/basis/all/V_real.safetensors")
@@ -354,6 +354,9 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     diagnostics = pd.read_csv(work / "results/tables/basis_diagnostics.csv")
     assert set(diagnostics["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
     assert set(diagnostics["fold"]) == {"all", "without_sentinel"}
+    # the tiny organism's groups all score alike, so its knobs never move and the oracle is empty
+    # here (tests/test_oracle.py has its maths); the DAG still builds it from the seed-41 runs
+    assert Basis.load(work / "results/basis/all/V_oracle.safetensors").meta["seeds"] == "[41]"
     overlap = pd.read_csv(work / "results/tables/oracle_overlap.csv")
     assert set(overlap["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
     manifest = json.loads((work / "results/runs/all/erase_update_oracle_V/seed41/manifest.json").read_text())
