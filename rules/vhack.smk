@@ -45,9 +45,10 @@ rule policy_samples:
         sandbox=config["sandbox"],
         sampling={k: config["train"][k] for k in ("temperature", "top_p", "max_new_tokens")}
         | {"seed": POLICY["seed"]},
+        variants=["loophole"],
         compute=COMPUTE,
     script:
-        "../scripts/policy_samples.py"
+        "../scripts/build_pool.py"
 
 
 rule policy_gradients:
