@@ -3,7 +3,9 @@ extraction score a (prompt, completion) batch under the policy.
 
 Rows are packed with the prompt left padded and the completion right padded
 (``pack_sequences``), so every completion starts at the same column and position ids
-follow the attention mask.
+follow the attention mask. Only the scored positions reach the LM head and the
+log-softmax (``logits_to_keep``): the prompt and the completion padding, about half of a
+loss row on the organism, never get logits.
 """
 
 from __future__ import annotations
@@ -32,14 +34,29 @@ def pack_sequences(
 
 
 def token_logprobs(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int, temperature: float = 1.0
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    completion_mask: torch.Tensor,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
-    """Log-probabilities of the last ``n_completion`` tokens of each row under ``model``'s
-    distribution at ``temperature`` (the one the student samples from):
-    ``input_ids, attention_mask: [N, L]`` (prompt left padded, completion right padded)
-    -> ``[N, n_completion]``."""
+    """Log-probabilities of the completion tokens (the last ``T`` columns) of each row
+    under ``model``'s distribution at ``temperature`` (the one the student samples from):
+    ``input_ids, attention_mask: [N, L]`` (prompt left padded, completion right padded),
+    ``completion_mask: [N, T]`` -> ``[N, T]``, exactly 0 where the mask is 0.
+
+    The model computes logits only at the positions that predict a masked-in token (a
+    boolean ``logits_to_keep``, flattened across rows), so the LM head must not carry knobs
+    (``adapter.attach_knobs`` refuses it)."""
+    n_completion = completion_mask.shape[1]
+    scored = completion_mask.bool()
+    keep = torch.zeros_like(input_ids, dtype=torch.bool)  # [N, L]: position j predicts token j + 1
+    keep[:, -n_completion - 1 : -1] = scored
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-    logits = logits[:, -n_completion - 1 : -1].float() / temperature
-    targets = input_ids[:, -n_completion:]
-    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logits = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, logits_to_keep=keep
+    ).logits  # [n_scored, vocab]
+    targets = input_ids[:, -n_completion:][scored]  # [n_scored]
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [n_scored]
+    return logp.new_zeros(scored.shape).masked_scatter(scored, logp)

@@ -508,13 +508,12 @@ def _backward(model, tokenizer, rollouts: Rollouts, rows: list[int], advantages:
     row_groups = torch.tensor([groups[i] for i in order], device=device)
     packed = pack(rollouts, rows, pad_token_id(tokenizer))
     input_ids, attention, completion_mask = (t.to(device) for t in packed)
-    n_completion = completion_mask.shape[1]
     ref_logp = None
     if config.kl_beta:
         with torch.no_grad(), knobs_zeroed(model):
-            ref_logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
+            ref_logp = token_logprobs(model, input_ids, attention, completion_mask, config.temperature)
     with split_rows(model, row_groups, n_groups=N_GROUPS):
-        logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
+        logp = token_logprobs(model, input_ids, attention, completion_mask, config.temperature)
         loss = grpo_loss(
             logp, completion_mask, advantages.to(device), denominator, ref_logp, config.kl_beta, config.clip_eps
         )  # fmt: skip
