@@ -36,7 +36,7 @@ from ..core.manifest import manifest
 from ..core.schedule import warmup_cosine
 from ..environment.modes import MODES
 from ..environment.problems import Problem, train_problems
-from ..environment.sandbox import DEFAULT_LIMITS, Limits, Sandbox
+from ..environment.sandbox import DEFAULT_LIMITS, RUN_CACHE_JOBS, Limits, Sandbox
 from ..method.basis import Basis, BasisError, describe, model_hash
 from ..method.extraction import ExtractConfig, extract_basis
 from ..method.intervention import N_GROUPS, ProjectionConfig, Projector, group_index
@@ -373,7 +373,7 @@ def train(
             run.projector.basis = Basis(**state["basis"])
         log(f"resumed from {checkpoint_dir / checkpoint.FILE} at step {state['step']}")
 
-    with Sandbox(workers=workers, limits=limits) as sandbox:
+    with Sandbox(workers=workers, limits=limits, cache=RUN_CACHE_JOBS) as sandbox:
         for step in range(len(rows), config.steps):
             started = time.perf_counter()
             row = {"step": step} | run.step(
