@@ -7,9 +7,10 @@ One run of ``training.train.train`` (train + post-training evaluation; the study
 module, as the ``erase_random_V`` arm, so the projection runs every step), twice on the
 same model, pool, seed and machine:
 
-- old: logits at every position of every loss row (the full-logits ``token_logprobs``
-  before issue 19, kept here as the reference) and a sandbox without a grade cache;
-- new: the code as it is (completion-only logits, the run's grade cache).
+- old: one copy of the prompt per loss row (``train.shared_prefix: false``), logits at
+  every position of every row (the full-logits ``token_logprobs`` before issue 19, kept
+  here as the reference) and a sandbox without a grade cache;
+- new: the code as it is (shared-prefix loss, completion-only logits, the run's grade cache).
 
 Each phase is timed where its function is called (the profile wraps it; nested phases are
 charged to the innermost): load (model, SVDs, knobs), sampling (the student's rollouts),
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -183,20 +185,23 @@ def profile_run(args, path: str, pool, basis, out_dir: Path) -> dict:
 
     with Patch() as patch:
         patch.setattr(train, "Sandbox", CountedSandbox)
+        config = args.train
         if path == "old":
+            config = replace(config, shared_prefix=False)
             patch.setattr(train, "token_logprobs", full_logits_token_logprobs)
             patch.setattr(train, "RUN_CACHE_JOBS", 0)
         profile.wrap(patch, train, "load_model", "load")
         profile.wrap(patch, rollouts, "sample", "sampling")
         profile.wrap(patch, rollouts, "grade_all", "grading")
         profile.wrap(patch, train, "_backward", "loss")
-        profile.wrap(patch, train, "token_logprobs", "KL reference", when=lambda: not torch.is_grad_enabled())
+        for score in ("token_logprobs", "shared_prefix_logprobs"):
+            profile.wrap(patch, train, score, "KL reference", when=lambda: not torch.is_grad_enabled())
         profile.wrap(patch, Trainer, "step", "optimizer / projection / metrics")
         profile.wrap(patch, train, "evaluate_loaded", "evaluation")
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         with profile.phase("other"):
             train.train(
-                args.train, args.model, args.problems, pool, out_dir, out_dir.parent / "svd", args.workers,
+                config, args.model, args.problems, pool, out_dir, out_dir.parent / "svd", args.workers,
                 args.limits, log=lambda _: None, basis=basis,
             )  # fmt: skip
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -241,8 +246,9 @@ def report(args, runs: dict[str, dict], pool_source: str, load: tuple[float, flo
         f"{config.eval.get('n_samples')} samples per held-out problem and variant; seed {config.seed}; "
         f"torch threads {config.threads}; sandbox workers {args.workers}, limits {args.limits.wall_s:g} s wall "
         f"/ {args.limits.cpu_s:g} s CPU ({args.config}); {n_train} train problems; teacher pool: {pool_source}",
-        "old: full logits at every position of every loss row, no grade cache; new: completion-only logits "
-        "(logits_to_keep), the run's grade cache",
+        "old: a copy of the prompt per loss row, full logits at every position, no grade cache; new: each "
+        "(row group, prompt)'s prompt encoded once (shared_prefix), completion-only logits (logits_to_keep), "
+        "the run's grade cache",
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average (1 min) {load[0]:.1f} at start, "
         f"{load[1]:.1f} at end; python {sys.version.split()[0]}, torch {torch.__version__}, "
         f"transformers {transformers.__version__}",
