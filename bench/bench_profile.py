@@ -4,13 +4,14 @@
 
 One run of ``training.train.train`` (train + post-training evaluation; the study's
 ``train`` settings from ``--config``, projection ``erase`` with a random V of k axes per
-module, as the ``erase_random_V`` arm, so the projection runs every step), twice on the
+module, as the ``erase_random_V`` arm, so the projection runs every step), three times on the
 same model, pool, seed and machine:
 
 - old: one copy of the prompt per loss row (``train.shared_prefix: false``), logits at
   every position of every row (the full-logits ``token_logprobs`` before issue 19, kept
   here as the reference) and a sandbox without a grade cache;
-- new: the code as it is (shared-prefix loss, completion-only logits, the run's grade cache).
+- new: the code's defaults (completion-only logits, the run's grade cache);
+- shared: new with ``train.shared_prefix`` (the shared-prefix loss, off by default).
 
 Each phase is timed where its function is called (the profile wraps it; nested phases are
 charged to the innermost): load (model, SVDs, knobs), sampling (the student's rollouts),
@@ -175,7 +176,7 @@ class Patch:
 
 
 def profile_run(args, path: str, pool, basis, out_dir: Path) -> dict:
-    """One ``train.train`` run on ``path`` ("old" or "new"); returns its profile and counts."""
+    """One ``train.train`` run on ``path`` ("old", "new" or "shared"); returns its profile and counts."""
     profile, sandboxes = Profile(), []
 
     class CountedSandbox(Sandbox):
@@ -185,9 +186,8 @@ def profile_run(args, path: str, pool, basis, out_dir: Path) -> dict:
 
     with Patch() as patch:
         patch.setattr(train, "Sandbox", CountedSandbox)
-        config = args.train
+        config = replace(args.train, shared_prefix=path == "shared")
         if path == "old":
-            config = replace(config, shared_prefix=False)
             patch.setattr(train, "token_logprobs", full_logits_token_logprobs)
             patch.setattr(train, "RUN_CACHE_JOBS", 0)
         profile.wrap(patch, train, "load_model", "load")
@@ -246,45 +246,48 @@ def report(args, runs: dict[str, dict], pool_source: str, load: tuple[float, flo
         f"{config.eval.get('n_samples')} samples per held-out problem and variant; seed {config.seed}; "
         f"torch threads {config.threads}; sandbox workers {args.workers}, limits {args.limits.wall_s:g} s wall "
         f"/ {args.limits.cpu_s:g} s CPU ({args.config}); {n_train} train problems; teacher pool: {pool_source}",
-        "old: a copy of the prompt per loss row, full logits at every position, no grade cache; new: each "
-        "(row group, prompt)'s prompt encoded once (shared_prefix), completion-only logits (logits_to_keep), "
-        "the run's grade cache",
+        "old: a copy of the prompt per loss row, full logits at every position, no grade cache; new: the "
+        "defaults (completion-only logits via logits_to_keep, the run's grade cache); shared: new with "
+        "train.shared_prefix (each (row group, prompt)'s prompt encoded once in the loss and KL reference)",
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average (1 min) {load[0]:.1f} at start, "
         f"{load[1]:.1f} at end; python {sys.version.split()[0]}, torch {torch.__version__}, "
         f"transformers {transformers.__version__}",
     ]
     if args.note:
         lines.append(args.note)
-    lines += [
-        "",
-        f"{'phase':34s} {'old CPU s':>10s} {'new CPU s':>10s} {'old/new':>8s} {'old wall s':>11s} "
-        f"{'new wall s':>11s}",
-    ]
-    old, new = runs["old"], runs["new"]
-    for phase in PHASES:
-        o, n = old["cpu"].get(phase, 0.0), new["cpu"].get(phase, 0.0)
-        ratio = f"{o / n:.2f}x" if n > 0 else "-"
-        lines.append(
-            f"{phase:34s} {o:10.2f} {n:10.2f} {ratio:>8s} {old['wall'].get(phase, 0.0):11.2f} "
-            f"{new['wall'].get(phase, 0.0):11.2f}"
+    names = list(runs)
+    header = "".join(f"{name + ' CPU s':>14s}" for name in names)
+    header += "".join(f"{'old/' + name:>12s}" for name in names[1:])
+    header += "".join(f"{name + ' wall s':>15s}" for name in names)
+    lines += ["", f"{'phase':34s}{header}"]
+
+    def row(label: str, cpu: dict[str, float], wall: dict[str, float] | None) -> str:
+        text = f"{label:34s}" + "".join(f"{cpu[name]:12.2f}" for name in names)
+        text += "".join(
+            f"{cpu['old'] / cpu[name]:9.2f}x" if cpu[name] > 0 else f"{'-':>10s}" for name in names[1:]
         )
-    totals = {name: (sum(r["cpu"].values()), sum(r["wall"].values())) for name, r in runs.items()}
+        return text + ("".join(f"{wall[name]:13.2f}" for name in names) if wall else "")
+
+    for phase in PHASES:
+        lines.append(
+            row(phase, {n: r["cpu"].get(phase, 0.0) for n, r in runs.items()},
+                {n: r["wall"].get(phase, 0.0) for n, r in runs.items()})
+        )  # fmt: skip
+    process = {n: sum(r["cpu"].values()) for n, r in runs.items()}
+    lines.append(row("total (this process)", process, {n: sum(r["wall"].values()) for n, r in runs.items()}))
+    lines.append(row("sandbox processes (CPU)", {n: r["sandbox_cpu"] for n, r in runs.items()}, None))
     lines.append(
-        f"{'total (this process)':34s} {totals['old'][0]:10.2f} {totals['new'][0]:10.2f} "
-        f"{totals['old'][0] / totals['new'][0]:7.2f}x {totals['old'][1]:11.2f} {totals['new'][1]:11.2f}"
+        row(
+            "total CPU (process + sandbox)", {n: process[n] + r["sandbox_cpu"] for n, r in runs.items()}, None
+        )
     )
-    lines.append(
-        f"{'sandbox processes (CPU)':34s} {old['sandbox_cpu']:10.2f} {new['sandbox_cpu']:10.2f} "
-        f"{old['sandbox_cpu'] / max(new['sandbox_cpu'], 1e-9):7.2f}x"
-    )
-    everything = {name: totals[name][0] + r["sandbox_cpu"] for name, r in runs.items()}
     lines += [
-        f"{'total CPU (process + sandbox)':34s} {everything['old']:10.2f} {everything['new']:10.2f} "
-        f"{everything['old'] / everything['new']:7.2f}x",
         "",
-        f"grade cache hits in the new run: {new['cache_hits']} (old: {old['cache_hits']}); mean student hack "
-        f"rate over the steps: old {old['hack_rate_student']:.3f}, new {new['hack_rate_student']:.3f} (the "
-        "same rollouts up to float summation order: a near-tie token may differ)",
+        "grade cache hits: "
+        + ", ".join(f"{n} {r['cache_hits']}" for n, r in runs.items())
+        + "; mean student hack rate over the steps: "
+        + ", ".join(f"{n} {r['hack_rate_student']:.3f}" for n, r in runs.items())
+        + " (the same rollouts up to float summation order: a near-tie token may differ)",
         "notes: grading's CPU column is this process's share (dispatch, verdicts); the submissions' own CPU "
         "is in 'sandbox processes'. Wall time on a shared machine is contended: compare CPU seconds.",
     ]
@@ -299,7 +302,7 @@ def main(argv=None) -> None:
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         basis = v_basis(args, Path(tmp) / "svd")
-        for path in ("old", "new"):
+        for path in ("old", "new", "shared"):
             runs[path] = profile_run(args, path, pool, basis, Path(tmp) / path)
             print(f"{path}: {sum(runs[path]['cpu'].values()):.1f} CPU s", file=sys.stderr)
     text = report(args, runs, pool_source, (load_start, os.getloadavg()[0]))

@@ -87,7 +87,9 @@ class TrainConfig:
         one encoding of the prompt (``logprobs.pack_shared_prefix``: the prompt's keys and
         values serve every completion, gradients flow back through them), instead of one
         copy per row: the same loss and knob gradients up to float summation order, with
-        fewer tokens through the model. Needs the ``sdpa`` or ``eager`` attention.
+        fewer tokens through the model. Needs the ``sdpa`` or ``eager`` attention. Off by
+        default: on the organism it saves no CPU (bench/profile.txt: a bucket's packed
+        sequences pad to its largest cluster).
     adapter_targets: regexes naming the Linears that get knobs.
     eval: post-training evaluation (``evaluate.EvalConfig`` fields); eval seed = run seed,
         eval temperature = ``temperature`` unless given.
@@ -120,7 +122,7 @@ class TrainConfig:
     seed: int = 41
     checkpoint_every: int = 10
     micro_batch: int = 0
-    shared_prefix: bool = True
+    shared_prefix: bool = False
     adapter_targets: tuple[str, ...] = DEFAULT_TARGETS
     threads: int = 2
     eval: dict = field(default_factory=lambda: {"n_samples": 8, "max_new_tokens": 160})
@@ -512,7 +514,7 @@ def _backward(model, tokenizer, rollouts: Rollouts, rows: list[int], advantages:
         for i in rows
     ]
     # split_rows wants each group's rows together; the shared prefix, each group's rows of a prompt
-    prompt_of = [i // rollouts.group_size for i in rows]
+    prompt_of = [i // rollouts.group_size for i in rows] if config.shared_prefix else [0] * len(rows)
     order = sorted(range(len(rows)), key=lambda k: (groups[k], prompt_of[k]))
     rows, advantages = [rows[k] for k in order], advantages[order]
     keys = [(groups[k], prompt_of[k]) for k in order]
