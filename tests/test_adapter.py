@@ -262,6 +262,11 @@ def test_no_matching_target_is_a_clear_error():
         attach_knobs(tiny_model(), patterns=[r"\.no_such_proj$"])
 
 
+def test_the_lm_head_cannot_carry_knobs(tmp_path):
+    with pytest.raises(AdapterError, match="LM head 'lm_head'"):
+        attach_knobs(tiny_model(), patterns=[r"\.q_proj$", r"^lm_head$"], svd_cache=tmp_path)
+
+
 def test_svd_is_cached_by_weight_hash(tmp_path):
     weight = torch.randn(6, 4)
     u, s, vh = reduced_svd(weight, tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -62,3 +63,29 @@ def test_bucket_bench_times_one_batch_and_length_buckets(micro_organism, tmp_pat
     for name, (seconds, padded, batches) in rows.items():
         assert float(seconds) > 0 and float(batches) >= 1, name
         assert float(padded) <= float(rows["one padded batch"][1]), name  # buckets never pad more
+
+
+def test_profile_bench_times_every_phase_of_an_old_and_a_new_run(micro_organism, tmp_path, monkeypatch):
+    bench, text = _run_bench(
+        "bench_profile", micro_organism, tmp_path, monkeypatch,
+        ["--prompts", "2", "--group", "2", "--max-new-tokens", "8", "--eval-samples", "1"],
+    )  # fmt: skip
+    table = text.split("\n\n")[1].splitlines()[1:]
+    rows = {line[:34].strip(): line[34:].split() for line in table}
+    assert set(bench.PHASES) <= set(rows)
+    for phase in ("load", "sampling", "evaluation"):  # the micro organism's groups rarely carry a loss
+        cpu = [float(v) for v in rows[phase][:3]]  # old, new, shared
+        assert min(cpu) > 0, phase
+    assert "grade cache hits: old 0, new" in text
+
+
+def test_profile_charges_a_nested_phase_to_itself_only(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bench_profile", None)
+    profile = _bench_module("bench_profile").Profile()
+    with profile.phase("outer"):
+        time.sleep(0.02)
+        with profile.phase("inner"):
+            time.sleep(0.3)
+        time.sleep(0.02)
+    assert profile.wall["inner"] >= 0.3
+    assert 0.04 <= profile.wall["outer"] < 0.2  # 0.34 if the inner sleep were charged to it too

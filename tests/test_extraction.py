@@ -284,7 +284,7 @@ def _alone(model, tokenizer, row, denominator) -> dict[str, torch.Tensor]:
     modules = knob_modules(model)
     for m in modules.values():
         m.dS.grad = None
-    logp = token_logprobs(model, ids, attention, mask.shape[1], 0.7)
+    logp = token_logprobs(model, ids, attention, mask, 0.7)
     (-(logp * mask).sum() / (denominator(len(completion_ids)))).backward()
     grads = {name: m.dS.grad.clone() for name, m in modules.items()}
     for m in modules.values():

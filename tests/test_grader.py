@@ -4,11 +4,14 @@ and — in the sandbox — the strict oracle and the honest-use rule."""
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import replace
 
 import pytest
 
 from conftest import GRADE_COLUMNS
 from projected_grpo.environment import grader
+from projected_grpo.environment import sandbox as sandbox_module
 from projected_grpo.environment.completions import (
     fence,
     hack_completion,
@@ -33,7 +36,7 @@ from projected_grpo.environment.grader import (
 )
 from projected_grpo.environment.modes import DEFAULT, MODES, RENAMED, VARIANTS
 from projected_grpo.environment.problems import Problem, TestCase
-from projected_grpo.environment.sandbox import CallResult, Execution, Sandbox
+from projected_grpo.environment.sandbox import CallResult, Execution, Limits, Sandbox, job_payload
 
 NOTHING = dict.fromkeys(MODES, False)
 
@@ -736,3 +739,97 @@ def test_fence_tags_in_any_case_are_recognised(tag):
 def test_rebinding_the_test_function_name_is_an_attempt():
     assert detect_attempts("run_tests = lambda: None\n", DEFAULT)["run_tests"]
     assert not detect_attempts("def run_tests():\n    assert 1 == 1\n", DEFAULT)["run_tests"]
+
+
+# ------------------------------------------------------------------ grade cache (Sandbox(cache=...))
+
+QUICK = Limits(wall_s=0.5, cpu_s=1.0)
+LOOP = fence(solution("        while True:\n            pass\n"))
+
+
+def _cache_base() -> list[Submission]:
+    p = sum_problem()
+    return [
+        Submission(p, fence(solution("        return sum(nums)\n"))),
+        Submission(p, hack_completion(p, "run_tests")),
+        Submission(p, fence(solution("        return 0\n"))),
+        Submission(p, LOOP),
+        Submission(p, "no code at all"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def fresh_box():
+    with Sandbox(workers=2, limits=QUICK) as box:
+        yield box
+
+
+def test_a_cached_grade_equals_a_fresh_one_including_a_timeout(fresh_box):
+    subs = _cache_base()
+    fresh = grade_all(subs, fresh_box)
+    assert fresh[3].timed_out and not fresh[3].passed
+    with Sandbox(workers=2, limits=QUICK, cache=16) as box:
+        first = grade_all(subs + subs, box)  # a repeat in one batch runs once
+        assert box.cache_hits == 4
+        started = time.perf_counter()
+        again = grade_all(subs, box)
+        assert box.cache_hits == 8
+        assert time.perf_counter() - started < QUICK.wall_s  # the loop did not run again
+    assert first == fresh + fresh
+    assert again == fresh
+
+
+def test_a_change_in_any_part_of_a_grade_misses_the_cache_or_regrades(fresh_box):
+    base = sum_problem()
+    honest = fence(solution("        return sum(nums)\n"))
+    hack = hack_completion(base, "run_tests")
+    other_calls = replace(base, tests=(*base.tests[:2], TestCase(args=([2, 2],), expected=7)))
+    changed = {  # the part changed -> (submission, whether the sandbox must run it again)
+        "completion": (Submission(base, honest.replace("sum(nums)", "sum(nums) + 1")), True),
+        "problem tests (call arguments)": (Submission(other_calls, honest), True),
+        "problem preamble": (Submission(replace(base, preamble="sum = len"), honest), True),
+        "variant (renamed lever)": (Submission(base, hack, variant="renamed"), True),
+        "variant (no loophole)": (Submission(base, hack, variant="no_loophole"), False),
+        "mode": (Submission(base, hack, mode="stdout_marker"), False),
+        "problem expected values": (
+            Submission(
+                replace(base, tests=(*base.tests[:2], TestCase(args=([5, -5, 7],), expected=8))), honest
+            ),
+            False,
+        ),
+    }
+    with Sandbox(workers=2, limits=QUICK, cache=64) as box:
+        grade_all([Submission(base, honest), Submission(base, hack)], box)
+        for part, (sub, runs) in changed.items():
+            hits = box.cache_hits
+            (cached,) = grade_all([sub], box)
+            assert (box.cache_hits == hits) == runs, part
+            assert cached == grade_all([sub], fresh_box)[0], part
+            stale = grade_all([Submission(base, hack if sub.completion == hack else honest)], box)[0]
+            assert cached != stale, part  # each change changes the grade: a stale hit would show
+
+
+def test_the_limits_are_part_of_the_cache_key():
+    job = grader.job_for(sum_problem(), "x = 1\n", "loophole")
+    assert job_payload(job, QUICK) != job_payload(job, replace(QUICK, cpu_s=0.5))
+    assert job_payload(job, QUICK) == job_payload(job, Limits(wall_s=0.5, cpu_s=1.0))
+
+
+def test_the_cache_forgets_its_oldest_job_and_never_keeps_a_runner_failure(monkeypatch):
+    a, b = (Submission(sum_problem(), fence(solution(f"        return {v}\n"))) for v in (1, 2))
+    with Sandbox(workers=1, limits=QUICK, cache=1) as box:
+        grade_all([a], box)
+        grade_all([b], box)  # a is forgotten
+        grade_all([a], box)
+        assert box.cache_hits == 0
+        original = sandbox_module._Runner.run
+
+        def fail_once(runner, job):
+            monkeypatch.setattr(sandbox_module._Runner, "run", original)
+            raise RuntimeError("runner died")
+
+        monkeypatch.setattr(sandbox_module._Runner, "run", fail_once)
+        (failed,) = grade_all([b], box)
+        assert failed.error == "sandbox: runner died"
+        (graded,) = grade_all([b], box)
+        assert graded.error is None and box.cache_hits == 0

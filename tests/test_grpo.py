@@ -82,7 +82,7 @@ def test_kl_to_the_zero_knob_reference_is_exactly_zero_at_zero_knobs(tmp_path):
     model = tiny_qwen3()
     attach_knobs(model, svd_cache=tmp_path)
     ids = torch.tensor([[3, 4, 5, 6, 7, 8]])
-    logp = token_logprobs(model, ids, torch.ones_like(ids), 3, temperature=0.7)
+    logp = token_logprobs(model, ids, torch.ones_like(ids), torch.ones(1, 3), temperature=0.7)
     with torch.no_grad(), knobs_zeroed(model):
-        ref = token_logprobs(model, ids, torch.ones_like(ids), 3, temperature=0.7)
+        ref = token_logprobs(model, ids, torch.ones_like(ids), torch.ones(1, 3), temperature=0.7)
     assert torch.equal(k3_kl(logp.detach(), ref), torch.zeros(1, 3))

@@ -353,6 +353,56 @@ def test_micro_batches_give_the_gradient_of_one_batch(micro_organism, pool, monk
         TrainConfig.from_dict({**SETTINGS, "micro_batch": -1})
 
 
+def test_the_shared_prefix_loss_is_the_per_row_loss(micro_organism, pool):
+    """Each (row group, prompt)'s prompt encoded once gives the loss, the knob gradient and
+    every row group's split gradient of one copy of the prompt per row (KL term included),
+    in fewer packed sequences than rows."""
+    import random
+
+    import torch
+
+    from projected_grpo.environment.sandbox import Sandbox
+    from projected_grpo.policy.adapter import knob_modules
+    from projected_grpo.policy.sampler import SamplingConfig
+    from projected_grpo.training import train as train_module
+    from projected_grpo.training.rollouts import collect
+    from projected_grpo.training.train import Trainer, _update
+
+    config = TrainConfig.from_dict({**SETTINGS, "kl_beta": 0.1})
+    run = Trainer.create(config, micro_organism)
+    for m in knob_modules(run.model).values():  # non-zero knobs: the KL term and the ratio are not trivial
+        m.dS.data.normal_(0, 0.05)
+    problems = [p for p in PROBLEMS if p.split == "train"][:2]
+    with Sandbox(workers=1) as sandbox:
+        rollouts = collect(run.model, run.tokenizer, problems, "loophole", 2, 2, pd.read_parquet(pool),
+                           SamplingConfig(max_new_tokens=16), torch.Generator().manual_seed(0), random.Random(0),
+                           sandbox)  # fmt: skip
+    rewards = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]])  # both groups kept: 8 rows
+    packed_rows, results = [], {}
+    pack_shared_prefix = train_module.pack_shared_prefix
+    for shared in (False, True):
+        run.model.zero_grad(set_to_none=True)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(train_module, "pack_shared_prefix",
+                          lambda p, c, pad: packed_rows.append(len(p)) or pack_shared_prefix(p, c, pad))  # fmt: skip
+            loss, split, kept = _update(run.model, run.tokenizer, rollouts, rewards, None,
+                                        TrainConfig.from_dict({**SETTINGS, "kl_beta": 0.1, "shared_prefix": shared}))  # fmt: skip
+        results[shared] = (
+            loss,
+            split,
+            kept,
+            {n: m.dS.grad.clone() for n, m in knob_modules(run.model).items()},
+        )
+    assert 0 < sum(packed_rows) < 8  # some rows shared their prompt
+    (loss, split, kept, grads), (loss_s, split_s, kept_s, grads_s) = results[False], results[True]
+    assert kept == kept_s == 2 and loss == pytest.approx(loss_s, rel=1e-5, abs=1e-7)
+    for name in grads:
+        scale = float(grads[name].abs().max())
+        assert scale > 0
+        torch.testing.assert_close(grads_s[name], grads[name], rtol=1e-5, atol=1e-5 * scale)
+        torch.testing.assert_close(split_s[name], split[name], rtol=1e-5, atol=1e-5 * scale)
+
+
 def test_a_leave_one_mode_out_run_never_draws_a_teacher_row_using_the_held_out_lever(
     micro_organism, pool, tmp_path, monkeypatch
 ):

@@ -65,6 +65,12 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+# How many distinct jobs a training run, an evaluation or a pool build remembers
+# (``Sandbox(cache=...)``): a default run grades ~2 000 training completions plus its
+# evaluation; an Execution's
+# reports are capped (stdout, stderr, files), so the cache stays far below the model's memory.
+RUN_CACHE_JOBS = 4096
+
 
 @dataclass(frozen=True)
 class Job:
@@ -194,6 +200,20 @@ def parse_outcome(outcome: dict, n_calls: int) -> Execution:
     return ex
 
 
+def job_payload(job: Job, limits: Limits) -> bytes:
+    """The message a runner receives for ``job``: everything its ``Execution`` depends on."""
+    payload = {
+        "code": job.code,
+        "preamble": job.preamble,
+        "method": job.method,
+        "calls": [[list(a), dict(k)] for a, k in job.calls],
+        "test_function": job.test_function,
+        "sentinel_attrs": list(job.sentinel_attrs),
+        "limits": asdict(limits),
+    }
+    return json.dumps(payload).encode()
+
+
 class _Runner:
     """One worker process and its framed pipe."""
 
@@ -214,16 +234,7 @@ class _Runner:
         self.isolation: dict = hello["isolation"]
 
     def run(self, job: Job) -> Execution:
-        payload = {
-            "code": job.code,
-            "preamble": job.preamble,
-            "method": job.method,
-            "calls": [[list(a), dict(k)] for a, k in job.calls],
-            "test_function": job.test_function,
-            "sentinel_attrs": list(job.sentinel_attrs),
-            "limits": asdict(self.limits),
-        }
-        data = json.dumps(payload).encode()
+        data = job_payload(job, self.limits)
         self.proc.stdin.write(struct.pack(">I", len(data)) + data)
         self.proc.stdin.flush()
         outcome = self._receive(time.monotonic() + self.limits.wall_s + 10.0)
@@ -272,6 +283,15 @@ class Sandbox:
     ``cgroup``: "auto" (cgroup v1 where memory, pids and cpuacct are mounted, else v2),
     "v1", "v2", or "off" (today's per-process rlimits only); a slot whose group cannot be
     made falls back to "off" and says why in ``isolation``.
+
+    ``cache``: how many distinct jobs' ``Execution``s to remember (0: none). With a cache,
+    a job whose runner message (``job_payload``: code, preamble, method, call arguments,
+    levers and limits) equals one already run, in this call or an earlier one, is not run
+    again but gets that ``Execution`` (a timeout included; a runner failure is never
+    remembered). The grader forms its verdict from it afresh, so a cached grade is the
+    fresh grade of any submission that behaves the same on every run. The oldest entry
+    goes first when the cache is full. Off by default: the isolation tests run identical
+    jobs side by side on purpose.
     """
 
     def __init__(
@@ -281,15 +301,46 @@ class Sandbox:
         namespaces: bool = True,
         network_isolation: bool = True,
         cgroup: str = "auto",
+        cache: int = 0,
     ):
         if cgroup not in CGROUP_CHOICES:
             raise ValueError(f"cgroup={cgroup!r}: expected one of {', '.join(CGROUP_CHOICES)}")
         self.limits = limits
+        self.cache_size = cache
+        self._cache: dict[bytes, Execution] = {}  # job_payload -> Execution, oldest first
+        self.cache_hits = 0
         self._runner_args = (limits, namespaces, network_isolation, cgroup)
         self._runners = [_Runner(*self._runner_args) for _ in range(workers or os.cpu_count() or 1)]
         self.isolation: dict = self._runners[0].isolation
 
     def run(self, jobs: Sequence[Job], progress: Callable[[int], None] | None = None) -> list[Execution]:
+        if not self.cache_size:
+            return self._run(jobs, progress)
+        keys = [job_payload(job, self.limits) for job in jobs]
+        first: dict[bytes, int] = {}  # a job not yet cached -> its first position in jobs
+        for i, key in enumerate(keys):
+            if key not in self._cache and key not in first:
+                first[key] = i
+        failed: set[int] = set()
+        fresh = dict(zip(first, self._run([jobs[i] for i in first.values()], progress, failed)))
+        results = [fresh[key] if key in fresh else self._cache[key] for key in keys]
+        for n, key in enumerate(first):
+            if n not in failed:
+                self._cache[key] = fresh[key]
+        while len(self._cache) > self.cache_size:
+            del self._cache[next(iter(self._cache))]
+        self.cache_hits += len(jobs) - len(first)
+        if progress and len(jobs) > len(first):
+            progress(len(jobs) - len(first))
+        return results
+
+    def _run(
+        self,
+        jobs: Sequence[Job],
+        progress: Callable[[int], None] | None = None,
+        failed: set[int] | None = None,
+    ) -> list[Execution]:
+        """Run every job; the positions of those whose runner failed go into ``failed``."""
         results: list[Execution | None] = [None] * len(jobs)
         todo: queue.Queue[int] = queue.Queue()
         for i in range(len(jobs)):
@@ -305,6 +356,8 @@ class Sandbox:
                     results[i] = self._runners[slot].run(jobs[i])
                 except (RuntimeError, OSError, ValueError) as exc:
                     results[i] = Execution(error=f"sandbox: {exc}")
+                    if failed is not None:
+                        failed.add(i)
                     self._runners[slot].kill()
                     self._runners[slot] = _Runner(*self._runner_args)
                 if progress:

@@ -184,7 +184,7 @@ def token_weighted_gradients(
             for m in modules.values():
                 m.dS.grad = None
             with split_rows(model, torch.arange(n, device=device), n_groups=n):
-                logp = token_logprobs(model, ids, attention, mask.shape[1], temperature)
+                logp = token_logprobs(model, ids, attention, mask, temperature)
                 (-(logp * weight * mask)).sum().backward()
             for name, grad in group_grads(model).items():
                 chunks[name].append(grad)

@@ -171,7 +171,9 @@ def attach_knobs(
     """Freeze ``model`` and replace each target Linear by an ``SVDKnobLinear`` in place.
 
     Returns ``{module name: knob module}`` in model order. Raises ``AdapterError`` when no
-    Linear matches ``patterns``."""
+    Linear matches ``patterns``, or one that matches is the LM head (the loss computes it
+    on the scored positions only, flattened across rows, which a per-row knob view cannot
+    follow: ``logprobs.token_logprobs``)."""
     names = target_names(model, patterns)
     if not names:
         raise AdapterError(
@@ -179,6 +181,13 @@ def attach_knobs(
             f"{list(patterns)} (config key train.adapter_targets); module names look like "
             f"{[n for n, _ in model.named_modules()][1:6]}"
         )
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    for name in names:
+        if head is not None and model.get_submodule(name) is head:
+            raise AdapterError(
+                f"the adapter target patterns {list(patterns)} (config key train.adapter_targets) "
+                f"match the LM head {name!r}, which cannot carry knobs; name only the decoder's Linears"
+            )
     for p in model.parameters():
         p.requires_grad_(False)
     knobs = {}

@@ -27,7 +27,7 @@ from ..environment.modes import MODES, VARIANTS, check_variant
 from ..environment.problem_set import BUILTIN, load_problem_set
 from ..environment.problems import Problem, ProblemFileError
 from ..environment.prompts import build_messages, render_prompt
-from ..environment.sandbox import DEFAULT_LIMITS, Limits, Sandbox
+from ..environment.sandbox import DEFAULT_LIMITS, RUN_CACHE_JOBS, Limits, Sandbox
 from .loading import DEVICES, DTYPES, ModelFolderError, check_model_folder, load_model
 
 
@@ -145,7 +145,7 @@ def evaluate_model(
 ) -> tuple[pd.DataFrame, dict]:
     """Load a model folder (on ``device`` in ``dtype``) and evaluate it (``evaluate_loaded``)."""
     tokenizer, model = load_model(model_path, device, dtype)
-    with Sandbox(workers=workers, limits=limits) as sandbox:
+    with Sandbox(workers=workers, limits=limits, cache=RUN_CACHE_JOBS) as sandbox:
         graded, summary = evaluate_loaded(model, tokenizer, problems, config, sandbox)
     return graded, {"model": str(model_path), **summary}
 

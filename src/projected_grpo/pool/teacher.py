@@ -22,7 +22,7 @@ import pandas as pd
 from ..core.progress import progress_bar
 from ..environment.modes import MODES, check_mode
 from ..environment.problems import Problem, train_problems
-from ..environment.sandbox import DEFAULT_LIMITS, Limits, Sandbox
+from ..environment.sandbox import DEFAULT_LIMITS, RUN_CACHE_JOBS, Limits, Sandbox
 from ..policy.evaluate import EvalConfig, grade_rows, sample_rows
 from ..policy.loading import load_model
 
@@ -48,7 +48,7 @@ def build_pool(
     config = replace(sampling, n_samples=n_per_problem, variants=tuple(variants))
     with progress_bar(len(train) * n_per_problem * len(variants), "samples") as update:
         rows = sample_rows(model, tokenizer, train, config, update)
-    with Sandbox(workers=workers, limits=limits) as sandbox:
+    with Sandbox(workers=workers, limits=limits, cache=RUN_CACHE_JOBS) as sandbox:
         return grade_rows(rows, train, sandbox)
 
 

@@ -18,7 +18,9 @@ with identical rows; it is removed when the run completes.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import itertools
 import json
 import random
 import sys
@@ -36,7 +38,7 @@ from ..core.manifest import manifest
 from ..core.schedule import warmup_cosine
 from ..environment.modes import MODES
 from ..environment.problems import Problem, train_problems
-from ..environment.sandbox import DEFAULT_LIMITS, Limits, Sandbox
+from ..environment.sandbox import DEFAULT_LIMITS, RUN_CACHE_JOBS, Limits, Sandbox
 from ..method.basis import Basis, BasisError, describe, model_hash
 from ..method.extraction import ExtractConfig, extract_basis
 from ..method.intervention import N_GROUPS, ProjectionConfig, Projector, group_index
@@ -52,7 +54,7 @@ from ..policy.adapter import (
 )
 from ..policy.evaluate import EvalConfig, evaluate_loaded, rates
 from ..policy.loading import DEVICES, DTYPES, check_model_folder, load_model
-from ..policy.logprobs import token_logprobs
+from ..policy.logprobs import pack_shared_prefix, shared_prefix_logprobs, token_logprobs
 from ..policy.sampler import SamplingConfig, pad_token_id
 from ..pool.teacher import POOL_COLUMNS, check_pool, check_pool_covers, restrict_to_modes
 from . import checkpoint, monitor
@@ -81,6 +83,13 @@ class TrainConfig:
         the fixed denominator makes the loss a sum over rows, so the buckets add up to the
         same gradient (up to float summation order). Set a cap when a large model's step
         does not fit in memory.
+    shared_prefix: in each length bucket, the rows of one prompt and one row group share
+        one encoding of the prompt (``logprobs.pack_shared_prefix``: the prompt's keys and
+        values serve every completion, gradients flow back through them), instead of one
+        copy per row: the same loss and knob gradients up to float summation order, with
+        fewer tokens through the model. Needs the ``sdpa`` or ``eager`` attention. Off by
+        default: on the organism it saves no CPU (bench/profile.txt: a bucket's packed
+        sequences pad to its largest cluster).
     adapter_targets: regexes naming the Linears that get knobs.
     eval: post-training evaluation (``evaluate.EvalConfig`` fields); eval seed = run seed,
         eval temperature = ``temperature`` unless given.
@@ -113,6 +122,7 @@ class TrainConfig:
     seed: int = 41
     checkpoint_every: int = 10
     micro_batch: int = 0
+    shared_prefix: bool = False
     adapter_targets: tuple[str, ...] = DEFAULT_TARGETS
     threads: int = 2
     eval: dict = field(default_factory=lambda: {"n_samples": 8, "max_new_tokens": 160})
@@ -373,7 +383,7 @@ def train(
             run.projector.basis = Basis(**state["basis"])
         log(f"resumed from {checkpoint_dir / checkpoint.FILE} at step {state['step']}")
 
-    with Sandbox(workers=workers, limits=limits) as sandbox:
+    with Sandbox(workers=workers, limits=limits, cache=RUN_CACHE_JOBS) as sandbox:
         for step in range(len(rows), config.steps):
             started = time.perf_counter()
             row = {"step": step} | run.step(
@@ -503,18 +513,35 @@ def _backward(model, tokenizer, rollouts: Rollouts, rows: list[int], advantages:
         )
         for i in rows
     ]
-    order = sorted(range(len(rows)), key=groups.__getitem__)  # split_rows wants each group's rows together
-    rows, advantages = [rows[i] for i in order], advantages[order]
-    row_groups = torch.tensor([groups[i] for i in order], device=device)
-    packed = pack(rollouts, rows, pad_token_id(tokenizer))
-    input_ids, attention, completion_mask = (t.to(device) for t in packed)
-    n_completion = completion_mask.shape[1]
+    # split_rows wants each group's rows together; the shared prefix, each group's rows of a prompt
+    prompt_of = [i // rollouts.group_size for i in rows] if config.shared_prefix else [0] * len(rows)
+    order = sorted(range(len(rows)), key=lambda k: (groups[k], prompt_of[k]))
+    rows, advantages = [rows[k] for k in order], advantages[order]
+    keys = [(groups[k], prompt_of[k]) for k in order]
+    pad_id = pad_token_id(tokenizer)
+    if config.shared_prefix:  # one packed sequence per (row group, prompt): the prompt encoded once
+        clusters = [
+            [rows[k] for k in run] for _, run in itertools.groupby(range(len(rows)), keys.__getitem__)
+        ]
+        batch = pack_shared_prefix(
+            [rollouts.prompt_ids[c[0] // rollouts.group_size] for c in clusters],
+            [[rollouts.completion_ids[i] for i in c] for c in clusters],
+            pad_id,
+        ).to(device)
+        completion_mask, model_groups = batch.completion_mask, [g for g, _ in dict.fromkeys(keys)]
+        score = functools.partial(shared_prefix_logprobs, model, batch, config.temperature)
+    else:
+        input_ids, attention, completion_mask = (t.to(device) for t in pack(rollouts, rows, pad_id))
+        model_groups = [g for g, _ in keys]
+        score = functools.partial(
+            token_logprobs, model, input_ids, attention, completion_mask, config.temperature
+        )
     ref_logp = None
     if config.kl_beta:
         with torch.no_grad(), knobs_zeroed(model):
-            ref_logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
-    with split_rows(model, row_groups, n_groups=N_GROUPS):
-        logp = token_logprobs(model, input_ids, attention, n_completion, config.temperature)
+            ref_logp = score()
+    with split_rows(model, torch.tensor(model_groups, device=device), n_groups=N_GROUPS):
+        logp = score()
         loss = grpo_loss(
             logp, completion_mask, advantages.to(device), denominator, ref_logp, config.kl_beta, config.clip_eps
         )  # fmt: skip
