@@ -25,7 +25,6 @@ import torch
 
 from ..core.io import atomic_path
 
-KINDS = ("real", "random", "shuffled", "nonhack", "correct", "dominant", "oracle")
 
 
 class BasisError(ValueError):
