@@ -26,7 +26,6 @@ import torch
 from ..core.io import atomic_path
 
 
-
 class BasisError(ValueError):
     """A basis file that is unreadable or does not fit the model's adapter."""
 
