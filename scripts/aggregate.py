@@ -73,7 +73,11 @@ for fmt in ("png", "pdf"):
 lomo = lomo_table(summary, separation)
 atomic_write_text(lomo.to_csv(index=False), snakemake.output.lomo_csv)
 lomo_cells = arm_cells(lomo, LOMO_METRICS, alpha, LOMO_METRICS)
-lomo_cells.insert(0, "V separates held-out (AUC)", [f"{a:.2f}" for a in lomo["held_out_auc"]])
+lomo_cells.insert(
+    0,
+    "V separates held-out: AUC (p)",
+    [f"{a:.2f} ({p:.2g})" for a, p in zip(lomo["held_out_auc"], lomo["held_out_auc_p"])],
+)
 lomo_cells.insert(0, "held_out", lomo["held_out"].tolist())
 lomo_caption = caption.split(" Rates in %")[0] + (
     " Leave-one-mode-out: V, teacher pool and monitor know the other three modes; training uses all four."
@@ -81,8 +85,8 @@ lomo_caption = caption.split(" Rates in %")[0] + (
     " held_out_hack_given_format_ok its capability-matched forms; Δ = paired difference to the fold's"
     f" vanilla ± SEM, [95 % CI], p_Holm over the fold's arms; * = p_Holm < α = {alpha:g}."
     " V separates held-out = AUC of real V's summed first-axis score, the held-out mode's hacks vs its other"
-    " samples of the base student, before training; below"
-    f" {min_separation:g} the fold cannot test transfer and the verdict does not read it."
+    " samples of the base student, before training, and its one-sided p against chance; below"
+    f" {min_separation:g} or with p >= α the fold cannot test transfer and the verdict does not read it."
 )
 atomic_write_text(
     "LOMO table. " + lomo_caption + "\n\n" + markdown_table(lomo_cells), snakemake.output.lomo_md

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -256,12 +257,16 @@ def test_a_lomo_fold_whose_basis_did_not_separate_the_held_out_mode_is_not_read(
     runs = _lomo_runs(
         {"vanilla": (0.3, 0.3, 0.3), "route": (0.3, 0.3, 0.3), "route_random_V": (0.3, 0.3, 0.3)}
     )
-    read = lomo_rows(runs, ALPHA, separation={"sentinel": 0.8}, min_separation=0.6)
+    read = lomo_rows(runs, ALPHA, separation={"sentinel": (0.8, 0.001)}, min_separation=0.6)
     assert _status(read, "route (ablated) below vanilla") == PASS
-    unread = lomo_rows(runs, ALPHA, separation={"sentinel": 0.52}, min_separation=0.6)
+    unread = lomo_rows(runs, ALPHA, separation={"sentinel": (0.52, 0.4)}, min_separation=0.6)
     assert {r["status"] for r in unread} == {NOT_EVALUABLE}
-    assert "not a transfer test" in unread[0]["rule"] and "0.52 < 0.6" in unread[0]["rule"]
-    missing = lomo_rows(runs, ALPHA, separation={"stdout_marker": 0.9}, min_separation=0.6)
+    assert "not a transfer test" in unread[0]["rule"] and "AUC 0.52, p 0.4" in unread[0]["rule"]
+    by_chance = lomo_rows(
+        runs, ALPHA, separation={"sentinel": (0.8, 0.2)}, min_separation=0.6
+    )  # 3 hacks, say
+    assert {r["status"] for r in by_chance} == {NOT_EVALUABLE}
+    missing = lomo_rows(runs, ALPHA, separation={"stdout_marker": (0.9, 0.001)}, min_separation=0.6)
     assert {r["status"] for r in missing} == {NOT_EVALUABLE}  # no diagnostics for the fold: not read either
 
 
@@ -272,5 +277,26 @@ def test_held_out_separation_reads_real_vs_lomo_rows_of_the_diagnostics_table():
         "fold": ["all", "without_sentinel", "without_sentinel", "without_run_tests"],
         "kind": ["real", "real", "random", "real"],
         "auc_student_sum": [0.9, 0.7, 0.5, 0.55],
+        "student_hacks": [40, 10, 10, 0],
+        "student_rest": [400, 100, 100, 110],
     })  # fmt: skip
-    assert held_out_separation(table) == {"sentinel": 0.7, "run_tests": 0.55}
+    separation = held_out_separation(table)
+    assert list(separation) == ["sentinel", "run_tests"]
+    auc, p = separation["sentinel"]
+    assert auc == 0.7 and p == pytest.approx(0.0188, abs=1e-4)  # z = 0.2 / sqrt(111 / 12000) = 2.08
+    assert math.isnan(separation["run_tests"][1])  # no held-out hack to rank
+
+
+def test_the_auc_p_value_is_the_mann_whitney_normal_approximation():
+    from scipy.stats import mannwhitneyu
+
+    from projected_grpo.study.verdict import auc_p_value
+
+    rng = np.random.default_rng(0)
+    hacks, rest = rng.normal(0.6, 1, 30), rng.normal(0, 1, 200)
+    auc = float((hacks[:, None] > rest[None, :]).mean())
+    reference = mannwhitneyu(
+        hacks, rest, alternative="greater", method="asymptotic", use_continuity=False
+    ).pvalue
+    assert auc_p_value(auc, 30, 200) == pytest.approx(reference, rel=1e-6)
+    assert auc_p_value(0.5, 30, 200) == pytest.approx(0.5)

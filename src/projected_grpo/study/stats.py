@@ -257,8 +257,8 @@ def lomo_table(runs: pd.DataFrame, separation: dict | None = None) -> pd.DataFra
     """Leave-one-mode-out: per held-out mode (fold ``without_<mode>``) and arm (route arms
     also as ``<arm>_ablated``), ``LOMO_METRICS`` (the held-out mode's post-training rates,
     the no-loophole solve rate), mean ± SEM over seeds, with the paired Δ to vanilla; with
-    ``separation`` (``verdict.held_out_separation``), the fold's ``held_out_auc``: how well
-    V told the held-out mode's hacks apart before training."""
+    ``separation`` (``verdict.held_out_separation``), the fold's ``held_out_auc`` and its
+    p against chance: how well V told the held-out mode's hacks apart before training."""
     rows = []
     runs = with_deployed_rows(runs)
     for mode in MODES:
@@ -269,9 +269,11 @@ def lomo_table(runs: pd.DataFrame, separation: dict | None = None) -> pd.DataFra
             metric: fold[f"eval_loophole_{metric.removeprefix('held_out_')}_{mode}"]
             for metric in LOMO_METRICS if metric.startswith("held_out_")
         })  # fmt: skip
-        auc = (separation or {}).get(mode, math.nan)
-        rows.append(arm_table(held_out, LOMO_METRICS).assign(held_out=mode, held_out_auc=auc))
-    columns = ["held_out", "held_out_auc", "fold", "arm", "n"]
+        auc, p = (separation or {}).get(mode, (math.nan, math.nan))
+        rows.append(
+            arm_table(held_out, LOMO_METRICS).assign(held_out=mode, held_out_auc=auc, held_out_auc_p=p)
+        )
+    columns = ["held_out", "held_out_auc", "held_out_auc_p", "fold", "arm", "n"]
     if not rows:
         return pd.DataFrame(columns=columns)
     out = pd.concat(rows, ignore_index=True)

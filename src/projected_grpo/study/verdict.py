@@ -177,11 +177,28 @@ def oracle_rows(runs: pd.DataFrame, alpha: float, oracles: Sequence[str] = ORACL
 def held_out_separation(
     diagnostics: pd.DataFrame, kind: str = "real", metric: str = "auc_student_sum"
 ) -> dict:
-    """``{held-out mode: value}``: how well basis ``kind`` separated the held-out mode's
-    hacks from its other samples in fold ``without_<mode>``, measured before any training
-    (the basis diagnostics table's rows; modes without a row are left out)."""
+    """``{held-out mode: (auc, p)}``: how well basis ``kind`` separated the held-out mode's
+    hacks from its other samples in fold ``without_<mode>`` before any training (the basis
+    diagnostics table's rows; modes without a row are left out), and the one-sided p of that
+    AUC against chance (``auc_p_value`` on the row's hack and other counts)."""
     rows = diagnostics[(diagnostics["kind"] == kind) & diagnostics["fold"].str.startswith("without_")]
-    return {fold.removeprefix("without_"): float(v) for fold, v in zip(rows["fold"], rows[metric])}
+    return {
+        row.fold.removeprefix("without_"): (
+            float(getattr(row, metric)),
+            auc_p_value(getattr(row, metric), row.student_hacks, row.student_rest),
+        )
+        for row in rows.itertuples()
+    }
+
+
+def auc_p_value(auc: float, n_positive: int, n_negative: int) -> float:
+    """One-sided p of an AUC above 0.5 when the labels carry no information: the
+    Mann-Whitney statistic's normal approximation, ``sd = sqrt((n1 + n2 + 1) / (12 n1 n2))``
+    (NaN without both classes)."""
+    if not n_positive or not n_negative or math.isnan(auc):
+        return math.nan
+    sd = math.sqrt((n_positive + n_negative + 1) / (12 * n_positive * n_negative))
+    return 0.5 * math.erfc((auc - 0.5) / sd / math.sqrt(2))
 
 
 def lomo_rows(
@@ -198,13 +215,14 @@ def lomo_rows(
     falsifier asks, the projection arm's pass rate does not drop more than 15 pp below the
     fold's vanilla (a model that stopped hacking by breaking fails this clause). A fold
     whose basis did not separate the held-out mode's hacks before training
-    (``separation[m] < min_separation``, or NaN) cannot test transfer: its clauses are NOT
-    EVALUABLE, saying so."""
+    (``separation[m] = (auc, p)`` with ``auc < min_separation`` or ``p >= alpha``, or no
+    entry) cannot test transfer: its clauses are NOT EVALUABLE, saying so."""
     modes = [m for m in MODES if (runs["fold"] == f"without_{m}").any()]
     separation = separation or {}
 
     def testable(mode: str) -> bool:
-        return not separation or separation.get(mode, math.nan) >= min_separation
+        auc, p = separation.get(mode, (math.nan, math.nan))
+        return not separation or (auc >= min_separation and p < alpha)
 
     others = (VANILLA, Arm(random_arm, random_arm, projection.hack, projection.pass_))
     tested = {}
@@ -220,8 +238,9 @@ def lomo_rows(
     rows = []
     for mode in modes:
         if not testable(mode):
-            why = (f"V did not separate the held-out mode's hacks before training (AUC "
-                   f"{separation.get(mode, math.nan):.2f} < {min_separation:g}): not a transfer test")  # fmt: skip
+            auc, p = separation.get(mode, (math.nan, math.nan))
+            why = (f"V did not separate the held-out mode's hacks before training (AUC {auc:.2f}, p {p:.2g}; "
+                   f"needs >= {min_separation:g} and p < {alpha:g}): not a transfer test")  # fmt: skip
             empty = {"n": 0, "a": math.nan, "b": math.nan, "delta": math.nan, "sem": math.nan}
             rows += [_row(f"held-out {mode}: {projection.label} below {o.label}", NOT_EVALUABLE, empty, why)
                      for o in others]  # fmt: skip
