@@ -228,6 +228,12 @@ rule basis_diagnostics_table:
             category="Basis diagnostics",
         ),
         md="results/tables/basis_diagnostics.md",
+        png=report(
+            "results/figures/basis_diagnostics.png",
+            caption="../report/basis_diagnostics.rst",
+            category="Basis diagnostics",
+        ),
+        pdf="results/figures/basis_diagnostics.pdf",
     log:
         "results/logs/basis_diagnostics_table.log",
     conda:

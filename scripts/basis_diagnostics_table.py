@@ -6,7 +6,8 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import pandas as pd
 
-from projected_grpo.core.io import atomic_write_text
+from projected_grpo.core.io import atomic_path, atomic_write_text
+from projected_grpo.study.plots import diagnostics_figure
 from projected_grpo.study.stats import markdown_table
 
 table = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=True)
@@ -27,4 +28,11 @@ caption = (
     "samples (null 0.5). A basis in AdamW's geometry reads every gradient in its coordinates."
 )
 atomic_write_text(caption + "\n\n" + markdown_table(cells), snakemake.output.md)
+figure_caption = (
+    "Basis diagnostics before any training, per fold (without_<mode>: the held-out mode's hacks) and basis kind; "
+    "dashed: each bar's null."
+)
+for fmt in ("png", "pdf"):
+    with atomic_path(snakemake.output[fmt]) as tmp:
+        diagnostics_figure(table, figure_caption).savefig(tmp, format=fmt, dpi=150)
 print(table.to_string(), file=sys.stderr)

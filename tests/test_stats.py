@@ -290,3 +290,19 @@ def test_paired_differences_are_per_seed_against_the_same_folds_vanilla_and_are_
     assert [[round(a, 6), round(b, 6)] for a, b in points.tolist()] == [[0.1, -0.3], [0.0, -0.2]]
     assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["erase"]
     assert figure.axes[1].get_ylabel().startswith("Δ solve")  # one panel per hack rate asked for
+
+
+def test_the_diagnostics_figure_draws_a_bar_per_fold_and_kind_with_its_null():
+    from projected_grpo.study.plots import DIAGNOSTIC_PANELS, diagnostics_figure
+
+    table = pd.DataFrame({
+        "fold": ["all", "all", "without_sentinel"], "kind": ["real", "random", "real"],
+        "auc_student_sum": [0.9, 0.5, 0.8], "auc_first": [0.6, 0.5, 0.6], "variance_share": [0.02, 0.01, 0.02],
+        "share_null": [0.01, 0.01, 0.01], "sign_accuracy_first": [0.7, 0.5, 0.7],
+    })  # fmt: skip
+    figure = diagnostics_figure(table, "caption")
+    axes = figure.axes
+    assert len(axes) == len(DIAGNOSTIC_PANELS)
+    heights = [b.get_height() for b in axes[0].patches]  # real per fold, then random per fold
+    assert heights[:3] == [0.9, 0.8, 0.5] and math.isnan(heights[3])  # random has no without_sentinel row
+    assert len(axes[2].collections) == 2  # one dashed null per kind

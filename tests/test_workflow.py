@@ -351,6 +351,7 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     samples = pd.read_parquet(work / "results/basis/policy_samples.parquet")
     assert set(samples["variant"]) == {"loophole"} and len(samples) == 8 * samples["problem_id"].nunique()
     assert real.meta["n_flagged"] == str(len(samples) // 4)  # fold all: both levers
+    assert (work / "results/figures/basis_diagnostics.png").stat().st_size > 0
     diagnostics = pd.read_csv(work / "results/tables/basis_diagnostics.csv")
     assert set(diagnostics["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
     assert set(diagnostics["fold"]) == {"all", "without_sentinel"}

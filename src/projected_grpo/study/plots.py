@@ -240,3 +240,37 @@ def tradeoff_figure(
     fig.text(0.01, 0.01, caption + " Small points: seeds; diamonds: arm means.", fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
+
+
+# The basis diagnostics figure's panels: (column, its null column or a constant, title).
+DIAGNOSTIC_PANELS = (
+    ("auc_student_sum", 0.5, "student hacks vs rest: AUC (summed score)"),
+    ("auc_first", 0.5, "pool hacks vs correct: AUC (1st axis)"),
+    ("variance_share", "share_null", "share of ordinary gradient variance in span(V)"),
+    ("sign_accuracy_first", 0.5, "pair sign accuracy (1st axis)"),
+)
+
+
+def diagnostics_figure(table: pd.DataFrame, caption: str):
+    """One panel per ``DIAGNOSTIC_PANELS`` entry, bars per fold, one per basis kind, with the
+    null as a dashed tick over each bar. ``table``: the basis diagnostics table (fold, kind,
+    the metrics)."""
+    folds = list(dict.fromkeys(table["fold"]))
+    kinds = list(dict.fromkeys(table["kind"]))
+    width = 0.8 / len(kinds)
+    fig, axes = plt.subplots(1, len(DIAGNOSTIC_PANELS), figsize=(4.6 * len(DIAGNOSTIC_PANELS), 4.2))
+    for ax, (column, null, title) in zip(axes, DIAGNOSTIC_PANELS):
+        for i, kind in enumerate(kinds):
+            rows = table[table["kind"] == kind].set_index("fold").reindex(folds)
+            x = [f + i * width for f in range(len(folds))]
+            ax.bar(x, rows[column], width, label=kind)
+            nulls = rows[null] if isinstance(null, str) else [null] * len(folds)
+            ax.hlines(nulls, [p - width / 2 for p in x], [p + width / 2 for p in x], colors="k", linestyles="--",
+                      linewidth=0.8)  # fmt: skip
+        ax.set_xticks([f + 0.4 - width / 2 for f in range(len(folds))],
+                      [f.removeprefix("without_") for f in folds], fontsize=7, rotation=20)  # fmt: skip
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
