@@ -362,3 +362,12 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     assert set(overlap["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
     manifest = json.loads((work / "results/runs/all/erase_update_oracle_V/seed41/manifest.json").read_text())
     assert manifest["config"]["basis"]["basis"]["meta"]["kind"] == "oracle"
+
+
+def test_the_default_projects_the_adamw_step_and_erase_grad_the_gradient():
+    """The default basis lives in AdamW's step coordinates: every projecting arm acts on the
+    step unless it says otherwise (a config edit that silently left `grad` ran the wrong arm)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert config["method"]["extraction"]["geometry"] == "adam"
+    assert config["train"]["projection"]["project_target"] == "update"
+    assert config["arms"]["erase_grad"]["projection"]["project_target"] == "grad"
