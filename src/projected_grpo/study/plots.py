@@ -28,6 +28,12 @@ COLORS = {
     "erase_nonhack_V": "tab:pink",
     "monitor_penalty": "gold",
     "monitor_screen": "navy",
+    "erase_grad": "tab:olive",
+    "erase_correct_V": "magenta",
+    "erase_dominant_V": "darkkhaki",
+    "erase_oracle_V": "teal",
+    "erase_grad_oracle_V": "darkslategray",
+    "vanilla_slow": "salmon",
 }
 
 
