@@ -98,19 +98,15 @@ def policy_basis(
 ) -> Basis:
     """One hack-ward axis per module: ``Σ_i a_i G_i`` (divided by ``scale``), unit norm;
     ``S`` holds the direction's norm. A module whose direction is zero carries no basis."""
-    vectors, values, kept_scale = {}, {}, {}
+    vectors, values = {}, {}
     a = advantages.double()
     for name, g in grads.items():
-        d = a @ g.double()
-        if scale is not None:
-            d = d / scale[name]
+        d = _in_geometry(a @ g.double(), scale, name)
         norm = d.norm()
         if norm > 0:
             vectors[name] = (d / norm).unsqueeze(0).float().contiguous()
             values[name] = norm.reshape(1).float()
-            if scale is not None:
-                kept_scale[name] = scale[name].float().contiguous()
-    return Basis(vectors, values, dict(meta or {}), kept_scale or None)
+    return Basis(vectors, values, dict(meta or {}), _kept_scale(scale, vectors))
 
 
 def dominant_basis(
@@ -123,19 +119,27 @@ def dominant_basis(
     singular vectors of the uncentred samples' gradients ``G`` (divided by ``scale``),
     oriented along most gradients: the directions every gradient shares, where an SVD of
     paired differences lands."""
-    vectors, values, kept_scale = {}, {}, {}
+    vectors, values = {}, {}
     for name, k in ranks.items():
-        g = grads[name].double()
-        if scale is not None:
-            g = g / scale[name]
+        g = _in_geometry(grads[name].double(), scale, name)
         _, s, vh = torch.linalg.svd(g, full_matrices=False)
         k = min(k, int((s > s[0] * 1e-9).sum())) if s.numel() and s[0] > 0 else 0
         if k:
             vectors[name] = orient(vh[:k], g).float().contiguous()
             values[name] = s[:k].float().contiguous()
-            if scale is not None:
-                kept_scale[name] = scale[name].float().contiguous()
-    return Basis(vectors, values, {"kind": "dominant", **(meta or {})}, kept_scale or None)
+    return Basis(vectors, values, {"kind": "dominant", **(meta or {})}, _kept_scale(scale, vectors))
+
+
+def _in_geometry(x: torch.Tensor, scale: dict[str, torch.Tensor] | None, name: str) -> torch.Tensor:
+    """``x: [..., r]`` of module ``name`` divided by its ``scale`` (unchanged without one)."""
+    return x if scale is None else x / scale[name].double()
+
+
+def _kept_scale(scale: dict[str, torch.Tensor] | None, vectors: dict) -> dict[str, torch.Tensor] | None:
+    """The scale of the modules that kept a basis (``None`` for a raw-geometry basis)."""
+    if scale is None or not vectors:
+        return None
+    return {name: scale[name].float().contiguous() for name in vectors}
 
 
 def flags_of(kind: str, samples: pd.DataFrame, known_modes: Sequence[str], seed: int) -> np.ndarray:
