@@ -1,5 +1,5 @@
 """Rule oracle_basis: V from where dev-seed vanilla runs moved their knobs and rl_baseline
-runs did not (method/oracle.py), the upper bound of any extraction."""
+runs did not (method/oracle.py), the reference an extraction is compared with."""
 
 import sys
 

@@ -274,7 +274,8 @@ def test_the_table_reads_the_controls_and_oracle_arms_the_study_ran_and_only_tho
     })  # fmt: skip
     clauses = verdict_table(runs, ALPHA).set_index("clause")["status"]
     assert clauses["control: erase (real V) below erase_dominant_V"] == PASS
-    assert clauses["upper bound: erase_oracle_V below vanilla"] == PASS
+    assert clauses["oracle reference: erase_oracle_V below vanilla"] == PASS
+    assert clauses["oracle reference: erase (real V) below erase_oracle_V"] == FAIL  # the oracle cut more
     assert not [c for c in clauses.index if "erase_nonhack_V" in c or "erase_correct_V" in c]
 
 

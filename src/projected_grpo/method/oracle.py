@@ -1,5 +1,7 @@
-"""The oracle basis (``erase_oracle_V``): where hacking is actually learned, the upper bound
-an extraction that needs no hacking run is measured against.
+"""The oracle basis (``erase_oracle_V``): where hacking runs actually moved their knobs, the
+reference an extraction that needs no hacking run is compared with. Not an upper bound:
+a few runs' final knob differences mix hacking with everything else those runs learned
+(on the default organism it cut hacking less than the policy source, docs/results.md).
 
 Per module, from runs on dev seeds that start at ``dS = 0``: the knob change of a vanilla
 run (which learns to hack) minus that of an ``rl_baseline`` run on the same seed (no

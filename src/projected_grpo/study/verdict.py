@@ -53,7 +53,7 @@ CONTROLS = (
     "erase_random_V", "erase_random_V_matched", "erase_shuffled_V", "erase_nonhack_V", "erase_correct_V",
     "erase_dominant_V",
 )  # fmt: skip
-# The oracle basis's arms (where vanilla runs learned to hack): the upper bound, not a method.
+# The oracle basis's arms (where vanilla runs moved their knobs): a reference, not a method.
 ORACLES = ("erase_oracle_V",)
 # Leave-one-mode-out: each projection arm's own controls (the same intervention along a basis
 # without hack signal), and the monitor baselines, which use the fold's weak detector too.
@@ -170,12 +170,19 @@ def control_rows(
 
 
 def oracle_rows(runs: pd.DataFrame, alpha: float, oracles: Sequence[str] = ORACLES, fold="all") -> list[dict]:
-    """The upper bound: each oracle arm's hack below vanilla's, beyond noise (Holm over the
-    oracle arms). If even the oracle basis cannot cut hacking, no extraction can."""
-    family = [
-        (f"upper bound: {arm} below vanilla", paired(runs, Arm(arm, arm), VANILLA, fold)) for arm in oracles
-    ]
-    return tested_rows(family, alpha, "oracle arms")
+    """The oracle reference: each oracle arm's hack below vanilla's, and the extraction
+    (erase, real V) against the oracle arm, each beyond noise (Holm over the oracle
+    arms' comparisons). The oracle basis needs hacking runs; it is a reference, not an upper
+    bound (a few runs' knob differences carry more than the hack)."""
+    real = PROJECTIONS[0]
+    family = []
+    for arm in oracles:
+        oracle = Arm(arm, arm)
+        family += [
+            (f"oracle reference: {arm} below vanilla", paired(runs, oracle, VANILLA, fold)),
+            (f"oracle reference: erase (real V) below {arm}", paired(runs, real, oracle, fold)),
+        ]
+    return tested_rows(family, alpha, "oracle comparisons")
 
 
 def held_out_separation(
