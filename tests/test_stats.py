@@ -290,6 +290,21 @@ def test_paired_differences_are_per_seed_against_the_same_folds_vanilla_and_are_
     assert [[round(a, 6), round(b, 6)] for a, b in points.tolist()] == [[0.1, -0.3], [0.0, -0.2]]
     assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["erase"]
     assert figure.axes[1].get_ylabel().startswith("Δ solve")  # one panel per hack rate asked for
+    assert not [line for line in figure.axes[0].get_lines() if line.get_label() == "vanilla, lower lr"]
+
+
+def test_the_tradeoff_figure_joins_vanilla_at_lower_learning_rates_from_the_origin():
+    from projected_grpo.study.plots import tradeoff_figure
+
+    deltas = pd.DataFrame({
+        "arm": ["vanilla_lr01", "vanilla_lr01", "vanilla_slow", "erase"], "seed": [41, 42, 41, 41],
+        "hack_delta": [-0.4, -0.2, -0.05, -0.5], "solve_delta": [-0.2, -0.1, 0.0, 0.05],
+    })  # fmt: skip
+    lines = tradeoff_figure(deltas, "caption", x="solve", ys=["hack"]).axes[0].get_lines()
+    (line,) = [line for line in lines if line.get_label() == "vanilla, lower lr"]
+    # in FRONTIER's order, from vanilla at the origin: vanilla_slow, then vanilla_lr01's mean
+    points = [[round(a, 6), round(b, 6)] for a, b in line.get_xydata().tolist()]
+    assert points == [[0, 0], [0, -0.05], [-0.15, -0.3]]
 
 
 def test_the_diagnostics_figure_draws_a_bar_per_fold_and_kind_with_its_null():

@@ -34,6 +34,8 @@ COLORS = {
     "erase_oracle_V": "teal",
     "erase_grad_oracle_V": "darkslategray",
     "vanilla_slow": "salmon",
+    "vanilla_lr02": "lightsalmon",
+    "vanilla_lr01": "peachpuff",
 }
 
 
@@ -221,17 +223,28 @@ def lomo_figure(lomo: pd.DataFrame, caption: str):
     return fig
 
 
+# Vanilla at falling learning rates, in order: the trade-off "train less" buys, which an arm
+# has to beat (the trade-off figure's frontier line).
+FRONTIER = ("vanilla", "vanilla_slow", "vanilla_lr02", "vanilla_lr01")
+
+
 def tradeoff_figure(
     deltas: pd.DataFrame, caption: str, x: str = "eval_no_loophole_solve", ys=("eval_loophole_hack",)
 ):
     """One panel per hack rate of ``ys``, one point per (arm, seed): the paired change in
     solve rate (x) and in that hack rate (y) against same-seed vanilla; the arm's mean as a
-    larger marker. Lower right is the goal (less hacking, more solving). ``deltas``:
-    ``stats.paired_differences``."""
+    larger marker. Lower right is the goal (less hacking, more solving). The ``FRONTIER``
+    arms' means (vanilla at (0, 0)) are joined by a dashed line: vanilla trained less.
+    ``deltas``: ``stats.paired_differences``."""
     fig, axes = plt.subplots(1, len(ys), figsize=(5.5 * len(ys), 4.5), squeeze=False)
+    means = deltas.groupby("arm").mean(numeric_only=True)
+    frontier = [arm for arm in FRONTIER[1:] if arm in means.index]
     for ax, y in zip(axes[0], ys):
         ax.axhline(0, color="0.6", linewidth=0.8)
         ax.axvline(0, color="0.6", linewidth=0.8)
+        if frontier:
+            ax.plot([0, *means.loc[frontier, f"{x}_delta"]], [0, *means.loc[frontier, f"{y}_delta"]], "--",
+                    color="0.35", linewidth=1, label="vanilla, lower lr", zorder=1)  # fmt: skip
         cycle = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
         for arm, rows in deltas.groupby("arm", sort=False):
             color = COLORS.get(arm.removesuffix("_ablated")) or next(cycle)  # one colour per arm

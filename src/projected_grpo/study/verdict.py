@@ -49,9 +49,10 @@ PROJECTIONS = (
     Arm("erase", "erase"),
     Arm("route (ablated)", "route", "eval_ablated_loophole_hack", "eval_ablated_no_loophole_solve"),
 )
+# vanilla_slow: vanilla at the lr whose knob movement matched erase's (is the cut only slower learning?)
 CONTROLS = (
     "erase_random_V", "erase_random_V_matched", "erase_shuffled_V", "erase_nonhack_V", "erase_correct_V",
-    "erase_dominant_V",
+    "erase_dominant_V", "vanilla_slow",
 )  # fmt: skip
 # The oracle basis's arms (where vanilla runs moved their knobs): a reference, not a method.
 ORACLES = ("erase_oracle_V",)
