@@ -37,9 +37,6 @@ rule aggregate:
         "../envs/plots.yaml"
     params:
         alpha=config["verdict"]["alpha"],
-        table1=TABLE1_METRICS,
-        metrics=TABLE_METRICS,
-        percent=[m for m in TABLE_METRICS if m.startswith(("hack", "solve", "format", "eval"))],
         min_held_out_auc=DIAGNOSTICS["min_held_out_auc"],
     script:
         "../scripts/aggregate.py"

@@ -14,6 +14,7 @@ if SRC not in sys.path:  # and so does this process: start-up checks and the mod
     sys.path.insert(0, SRC)
 
 from projected_grpo.environment.modes import MODES
+from projected_grpo.study.schedule import runs_in as arm_runs_in, scheduled_runs
 
 # The student and the teacher: a local HF model folder (config <role>.model) or, when
 # that is null, an organism built by rule build_organism. Base rates are measured for the
@@ -26,22 +27,6 @@ GPUS = 0 if COMPUTE["device"] == "cpu" else 1
 ARMS = list(config["arms"])
 SEEDS = [int(s) for s in config["seeds"]]
 FOLDS = list(config["method"]["folds"])
-# Columns of results/tables/arms.* (stats.run_row names): rates, then projection health.
-TABLE_METRICS = [
-    "hack_end", "solve_end", "format_ok_end",
-    "eval_loophole_hack", "eval_loophole_exploit_given_attempt", "eval_loophole_hack_given_format_ok",
-    "eval_loophole_solve", "eval_no_loophole_solve",
-    "eval_ablated_loophole_hack", "eval_ablated_loophole_solve",
-    "cin", "cin_null", "cin_t_hack", "cin_t_correct", "cout_update", "step_in_span",
-    "dS_norm_end", "drift_in_span_end", "drift_hackward_0_end",
-]  # fmt: skip
-# Table 1: hack and solve, last 5 training steps and post-training evaluation; beside the
-# eval hack rate its capability-matched forms, P(exploit | attempt) and P(hack | format_ok),
-# and the no-hint solve rate.
-TABLE1_METRICS = [
-    "hack_end", "solve_end", "eval_loophole_hack", "eval_loophole_exploit_given_attempt",
-    "eval_loophole_hack_given_format_ok", "eval_no_loophole_solve",
-]  # fmt: skip
 # Basis diagnostics (the basis_diagnostics jobs) - how many natural teacher-pool hacks and correct
 # completions, and how many of the base model's own samples, each fold's bases are read on.
 # A leave-one-mode-out fold tests transfer only when real V separated the held-out mode's hacks
@@ -226,8 +211,7 @@ check_arms()
 
 def runs_in(arm, fold):
     """Whether `arm` runs in `fold` (its `folds`: "all" and/or "lomo")."""
-    wanted = arm_config(arm).get("folds", ["all"])
-    return ("all" if fold == "all" else "lomo") in wanted
+    return arm_runs_in(arm_config(arm), fold)
 
 
 def check_inputs():
@@ -296,13 +280,7 @@ if workflow.is_main_process:
 
 def run_dirs(arms=ARMS, folds=FOLDS):
     """Run folders of every (fold, arm, seed) the config schedules among `arms` x `folds`."""
-    return [
-        f"results/runs/{fold}/{arm}/seed{seed}"
-        for fold in folds
-        for arm in arms
-        if runs_in(arm, fold)
-        for seed in SEEDS
-    ]
+    return [f"results/{run}" for run in scheduled_runs(config, arms, folds)]
 
 
 def all_targets():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict
@@ -216,6 +217,39 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
     assert not scheduled & {"build_organism", "build_pool", "build_pairs", "build_problems"}
     assert "output: results/runs/all/vanilla/seed41" in changed.stdout  # reads V
     assert "output: results/runs/all/monitor_screen/seed41" not in changed.stdout  # does not
+
+
+def test_the_interim_report_reads_the_runs_a_study_has_finished(tiny_dag, tmp_path, monkeypatch, capsys):
+    """pgrpo-aggregate on the tiny DAG's results: with every run finished its Table 1 and
+    verdict are the aggregate rule's, behind an "Interim: N of N" note; a run without its
+    manifest (still training) is left out and counted; no vanilla run yet is a clear error."""
+    from projected_grpo.study.aggregate import main
+
+    assert tiny_dag.result.returncode == 0, tiny_dag.result.stdout[-3000:]
+    results = tmp_path / "results"
+    shutil.copytree(tiny_dag.workdir / "results", results, ignore=shutil.ignore_patterns("checkpoints"))
+    monkeypatch.chdir(
+        tiny_dag.workdir
+    )  # reads report/workflow.rst and the config there, writes under tmp_path
+    args = ["--config", ".test/config.yaml", "--results", str(results)]
+    main([*args, "--out", str(tmp_path / "full")])
+    scheduled = len(pd.read_parquet(results / "summary.parquet"))
+    rule_table = (results / "table1.md").read_text().removeprefix("Table 1. ")
+    note = f"Interim: {scheduled} of {scheduled} scheduled runs finished. "
+    assert (tmp_path / "full/table1.md").read_text() == "Table 1. " + note + rule_table
+    assert (tmp_path / "full/tables/verdict.md").read_text() == (results / "tables/verdict.md").read_text()
+    assert (tmp_path / "full/figures/arms.png").stat().st_size > 0
+
+    (results / "runs/all/erase_shuffled_V/seed41/manifest.json").unlink()
+    main([*args, "--out", str(tmp_path / "partial")])
+    assert f"{scheduled - 1} of {scheduled} scheduled runs finished" in capsys.readouterr().out
+    summary = pd.read_parquet(tmp_path / "partial/summary.parquet")
+    assert len(summary) == scheduled - 1 and "erase_shuffled_V" not in set(summary["arm"])
+
+    shutil.rmtree(results / "runs/all/vanilla")
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--out", str(tmp_path / "none")])
+    assert exit_.value.code == 2 and "no finished fold-all vanilla run" in capsys.readouterr().err
 
 
 # Columns that hold wall-clock time, the one thing two runs of the DAG may differ in.
