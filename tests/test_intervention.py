@@ -24,7 +24,7 @@ from projected_grpo.environment.modes import MODES
 from projected_grpo.environment.problems import train_problems
 from projected_grpo.environment.sandbox import Sandbox
 from projected_grpo.method.basis import Basis, BasisError, basis_overlap, random_basis
-from projected_grpo.method.extraction import ExtractConfig, extract_basis
+from projected_grpo.method.extraction import ExtractConfig, completion_gradients, extract_basis
 from projected_grpo.method.intervention import ProjectionConfig, Projector
 from projected_grpo.method.projection import hackward_share, project, purge_span
 from projected_grpo.policy.adapter import attach_knobs, knob_modules, quarantine_ablated
@@ -319,6 +319,39 @@ def test_a_refreshing_run_logs_the_overlap_and_swaps_the_basis(
         _trainer(micro_organism, svd, real_basis, projection={"intervention": "erase", "refresh_every": 2})
     with pytest.raises(ValueError, match="needs a basis to refresh"):
         _trainer(micro_organism, svd, None, refresh=refresh, projection={"refresh_every": 2})
+
+
+def test_a_run_refreshing_a_policy_basis_swaps_in_one_with_the_frozen_scale(
+    micro_organism, svd, pool, sandbox, pairs
+):
+    """Source policy: the pairs' completions as the student's samples, the hacks flagged, a
+    prompt group per problem; V in Adam's geometry, re-read on the trained model every step."""
+    from projected_grpo.method import policy_source
+
+    samples = pairs.assign(
+        attempted_sentinel=pairs["label"] == "hack", oracle_correct=pairs["label"] == "clean"
+    )
+    flags, groups = policy_source.detector_flags(samples, ["sentinel"]), policy_source.group_codes(samples)
+    tokenizer, model = load_model(micro_organism)
+    attach_knobs(model, svd_cache=svd)
+    extract = ExtractConfig(max_new_tokens=48, source="policy", geometry="adam")
+    grads = completion_gradients(model, tokenizer, samples, PROBLEMS, extract)
+    scale = policy_source.scales(grads, "adam")
+    basis = policy_source.policy_basis(grads, policy_source.group_advantages(flags, groups), scale)
+    refresh = policy_source.policy_refresher(
+        samples, flags, PROBLEMS, extract, basis.scale, 8, 0, {"kind": "real"}
+    )
+    run = _trainer(
+        micro_organism, svd, basis, refresh=refresh,
+        projection={"intervention": "erase", "project_target": "update", "refresh_every": 1},
+    )  # fmt: skip
+    rows = _steps(run, 2, pool, sandbox)
+    assert all(0 < row["basis_overlap"] <= 1 + 1e-6 for row in rows)
+    fresh = run.projector.basis
+    assert fresh is not basis and fresh.meta == {"refreshed": "1", "n_samples": "8", "kind": "real"}
+    assert fresh.ranks == basis.ranks and all(
+        torch.equal(fresh.scale[n], basis.scale[n]) for n in basis.scale
+    )
 
 
 # ------------------------------------------------------------------ Adam state

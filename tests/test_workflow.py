@@ -75,7 +75,12 @@ def test_unknown_config_key_is_rejected(tmp_path):
                 c["arms"].pop("erase_correct_V"),
                 c["arms"]["erase"].setdefault("projection", {}).update(refresh_every=2),
             ),
-            "arms.erase: projection.refresh_every re-extracts V from pairs with method svd only",
+            "arms.erase: projection.refresh_every re-extracts V with method svd only",
+        ),
+        (
+            lambda c: c["arms"]["erase_random_V"].setdefault("projection", {}).update(refresh_every=2),
+            "arms.erase_random_V: projection.refresh_every re-extracts a basis extract_v_hack builds (real, "
+            "shuffled, correct for extraction.source policy); basis 'random' cannot be refreshed",
         ),
         (
             lambda c: c["arms"].update(erase_nonhack_V={"basis": "nonhack"}),

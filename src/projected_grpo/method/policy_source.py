@@ -185,10 +185,6 @@ def refresh_rows(flags: np.ndarray, groups: np.ndarray, n_rows: int, seed: int) 
     return np.array(sorted(rows), dtype=np.int64)
 
 
-# Re-extracts the basis from (model, tokenizer) as they are now (training.train's Refresh).
-PolicyRefresh = Callable[[torch.nn.Module, object], Basis]
-
-
 def policy_refresher(
     samples: pd.DataFrame,
     flags: np.ndarray,
@@ -198,7 +194,7 @@ def policy_refresher(
     n_rows: int,
     seed: int,
     meta: dict | None = None,
-) -> PolicyRefresh:
+) -> Callable[[torch.nn.Module, object], Basis]:
     """The refresh of a policy-source basis: ``policy_basis`` of the ``refresh_rows`` subset
     (its own group advantages) at the model's current knobs, ``scale`` frozen (the base
     basis's: a module without one is left out). Cost: one forward and backward of
