@@ -56,9 +56,14 @@ POLICY = {"n_per_problem": 32, "seed": 0, "refresh_rows": 256} | config["method"
 ORACLE = {"hacking": "vanilla", "honest": "rl_baseline", "seeds": [1, 2, 3], "k": 2} | config["method"].get(
     "oracle", {}
 )
+# The trusted basis (arms with basis: trusted, intervention keep): k directions per module.
+TRUSTED = {"k": 16} | config["method"].get("trusted", {})
 SOURCE = config["method"]["extraction"].get("source", "pairs")
-# The basis kinds each source extracts (rule extract_v_hack); random, dominant and oracle have their own rules.
+# The basis kinds each source extracts (rule extract_v_hack); random, dominant, trusted and oracle
+# have their own rules.
 SOURCE_KINDS = {"pairs": ("real", "shuffled", "nonhack"), "policy": ("real", "shuffled", "correct")}
+# Random bases (rule random_basis) and the basis whose k per module and geometry each matches.
+RANDOM_MATCHES = {"random": "real", "random_trusted": "trusted"}
 # Keys of an arm that are not TrainConfig fields: which basis files the run reads, and
 # the folds it runs in ("all", "lomo" = every without_<mode> fold; default: ["all"]).
 ARM_KEYS = ("basis", "match_basis", "folds")
@@ -71,7 +76,7 @@ wildcard_constraints:
     arm="|".join(ARMS),
     seed=r"\d+",
     fold="|".join(FOLDS),
-    kind="real|shuffled|nonhack|correct|random|dominant|oracle",
+    kind="real|shuffled|nonhack|correct|random|dominant|oracle|trusted|random_trusted",
 
 
 def merged(base, changes):
@@ -209,7 +214,8 @@ def check_arms():
         where = f"config arms.{arm}"
         if projection.get("intervention", "none") != "none" and not settings.get("basis"):
             raise ValueError(
-                f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, nonhack)"
+                f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, "
+                "nonhack, correct, dominant, oracle, trusted, random_trusted)"
             )
         kind = settings.get("basis")
         if kind in ("real", "shuffled", "nonhack", "correct") and kind not in SOURCE_KINDS[SOURCE]:

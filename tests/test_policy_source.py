@@ -1,7 +1,8 @@
 """method/policy_source.py: the flag-advantage policy gradient of the student's own samples
 finds a planted hack direction that a dominant shared direction hides, in raw and in Adam's
 geometry, and its controls do not; a refresh reads a fixed, group-balanced subset of the
-samples and, at zero knobs, is the policy basis of those rows."""
+samples and, at zero knobs, is the policy basis of those rows; the trusted basis of keep
+reads the clean samples only, and its random control has its shape and scale."""
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import torch
 
 from projected_grpo.environment.families import builtin_bank
 from projected_grpo.environment.modes import MODES
-from projected_grpo.method.basis import Basis, basis_overlap, random_basis
+from projected_grpo.method.basis import Basis, basis_overlap, matched_random_basis, random_basis
 from projected_grpo.method.extraction import ExtractConfig, completion_gradients
 from projected_grpo.method.policy_source import (
     adam_scale,
@@ -27,6 +28,8 @@ from projected_grpo.method.policy_source import (
     save_gradients,
     scales,
     shuffle_within_groups,
+    trusted_basis,
+    trusted_rows,
 )
 
 R, GROUPS, PER_GROUP = 24, 40, 16
@@ -158,6 +161,47 @@ def test_gradient_files_round_trip_and_mismatched_samples_are_refused(tmp_path):
         check_samples(samples.drop(columns="oracle_correct"), loaded)
     with pytest.raises(ValueError, match="kind"):
         flags_of("nonhack", samples, ["sentinel"], 0)
+
+
+# ------------------------------------------------------------------ trusted basis (keep)
+
+TRUSTED_AXIS, OTHER_AXIS = 3, 7
+
+
+def test_the_trusted_basis_is_the_dominant_direction_of_the_clean_samples_only():
+    """Clean samples (correct, unflagged) move along TRUSTED_AXIS; the rest, more of them and
+    larger, along OTHER_AXIS: the trusted basis finds the first, the dominant control the second."""
+    samples, _, hack = planted()
+    trusted = trusted_rows(samples, ["sentinel"])
+    assert np.array_equal(trusted, samples["oracle_correct"].to_numpy() & ~hack)
+    gen = torch.Generator().manual_seed(1)
+    g = 0.05 * torch.randn(len(samples), R, generator=gen)
+    g[torch.as_tensor(trusted), TRUSTED_AXIS] += 1.0
+    g[torch.as_tensor(~trusted), OTHER_AXIS] += 3.0
+    grads = {"m": g, "n": g[:, :4]}
+    raw = trusted_basis(grads, trusted, 6, ["m", "n"], None)
+    assert raw.ranks == {"m": 6, "n": 4}  # k, or r where r is smaller
+    assert abs(float(raw.vectors["m"][0, TRUSTED_AXIS])) > 0.99
+    assert abs(float(dominant_basis(grads, {"m": 1}, None).vectors["m"][0, OTHER_AXIS])) > 0.99
+    scale = scales(grads, "adam")
+    basis = trusted_basis(grads, trusted, 6, ["m", "n"], scale, {"fold": "all"})
+    assert basis.meta == {"kind": "trusted", "n_trusted": str(int(trusted.sum())), "fold": "all"}
+    assert all(torch.equal(basis.scale[n], scale[n].float()) for n in ("m", "n"))  # V_real's geometry
+    with pytest.raises(ValueError, match="no policy sample is oracle-correct and unflagged"):
+        trusted_basis(grads, np.zeros(len(samples), dtype=bool), 6, ["m"], scale)
+
+
+def test_the_random_control_of_the_trusted_basis_has_its_shape_and_scale():
+    samples, grads, _ = planted()
+    scale = scales(grads, "adam")
+    trusted = trusted_basis(grads, trusted_rows(samples, ["sentinel"]), 8, ["m"], scale)
+    control = matched_random_basis(trusted, seed=0, meta={"kind": "random_trusted"})
+    assert control.ranks == trusted.ranks == {"m": 8}
+    assert control.vectors["m"].shape == trusted.vectors["m"].shape
+    assert torch.equal(control.scale["m"], trusted.scale["m"])
+    v = control.vectors["m"].double()
+    torch.testing.assert_close(v @ v.T, torch.eye(8, dtype=torch.float64), rtol=0, atol=1e-5)
+    assert basis_overlap(control, trusted) < 0.7 and control.meta["kind"] == "random_trusted"
 
 
 # ------------------------------------------------------------------ refresh

@@ -68,6 +68,14 @@ def test_unknown_config_key_is_rejected(tmp_path):
             lambda c: c["arms"]["erase_random_V_matched"].pop("match_basis"),
             "match_removed and match_basis go together",
         ),
+        (
+            lambda c: c["arms"]["keep_trusted"].pop("basis"),
+            "arms.keep_trusted: projection.intervention 'keep' needs a basis",
+        ),
+        (
+            lambda c: c["arms"]["keep_random_V"]["projection"].update(overshoot=2.0),
+            "arms.keep_random_V: expected valid projection settings (projection.intervention keep keeps span(V) whole",
+        ),
         (lambda c: c["method"].update(folds=["without_sentinel"]), "method.folds: must contain 'all'"),
         (
             lambda c: (
@@ -127,6 +135,8 @@ def test_by_default_every_basis_reads_the_students_own_samples(tmp_path):
         "policy_samples",
         "policy_gradients",
         "dominant_basis",
+        "trusted_basis",
+        "random_basis",
         "oracle_basis",
         "oracle_overlap",
     } <= _scheduled(result)
@@ -136,6 +146,8 @@ def test_by_default_every_basis_reads_the_students_own_samples(tmp_path):
     for run in ("vanilla/seed1", "vanilla/seed3", "rl_baseline/seed1", "rl_baseline/seed3"):
         assert f"results/runs/all/{run}" in oracle  # dev seeds, not the report seeds
     assert "seed41" not in oracle
+    random_trusted = result.stdout.split("output: results/basis/all/V_random_trusted.safetensors")[0]
+    assert random_trusted.rsplit("input:", 1)[1].strip() == "results/basis/all/V_trusted.safetensors"
 
 
 def test_a_configfile_replaces_the_default_config_instead_of_merging_into_it(tmp_path):

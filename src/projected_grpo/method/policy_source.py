@@ -22,6 +22,10 @@ correctness flag: a basis that stops learning in general), ``dominant`` (the top
 directions of the samples' gradients in the same geometry: what every gradient shares)
 and the random basis in the same geometry (``basis.random_basis`` with ``scale``).
 
+The trusted basis (``trusted_basis``, for ``intervention: keep``): the dominant directions of
+the *clean* samples only (oracle-correct and not flagged by the fold's detector), ``k`` per
+module in V_real's geometry; its control is a random basis of the same shape and scale.
+
 Refresh (``projection.refresh_every``, ``policy_refresher``): ``d`` recomputed on the model as
 it is now, from the same frozen samples and flags. ``d`` is linear in the ``G_i``, so it is
 the gradient of ``Σ_i a_i L_i``: one backward, no per-sample gradient. The adam ``scale``
@@ -135,6 +139,31 @@ def dominant_basis(
             vectors[name] = orient(vh[:k], g).float().contiguous()
             values[name] = s[:k].float().contiguous()
     return Basis(vectors, values, {"kind": "dominant", **(meta or {})}, _kept_scale(scale, vectors))
+
+
+def trusted_rows(samples: pd.DataFrame, known_modes: Sequence[str]) -> np.ndarray:
+    """``[n]`` bool: the samples a trusted basis is built from, oracle-correct and not flagged
+    by the weak detector of ``known_modes``."""
+    return samples["oracle_correct"].astype(bool).to_numpy() & ~detector_flags(samples, known_modes)
+
+
+def trusted_basis(
+    grads: dict[str, torch.Tensor],
+    trusted: np.ndarray,
+    k: int,
+    modules: Sequence[str],
+    scale: dict[str, torch.Tensor] | None,
+    meta: dict | None = None,
+) -> Basis:
+    """The trusted basis of ``keep``: ``dominant_basis`` of the trusted rows' gradients
+    (``trusted: [n]`` bool), ``min(k, r)`` axes for each of ``modules``, read in ``scale``'s
+    geometry (V_real's). ValueError when no row is trusted."""
+    if not trusted.any():
+        raise ValueError("trusted basis: no policy sample is oracle-correct and unflagged")
+    rows = torch.as_tensor(np.flatnonzero(trusted))
+    ranks = {name: min(k, grads[name].shape[1]) for name in modules}
+    info = {"n_trusted": str(len(rows)), **(meta or {}), "kind": "trusted"}
+    return dominant_basis({name: grads[name][rows] for name in modules}, ranks, scale, info)
 
 
 def _in_geometry(x: torch.Tensor, scale: dict[str, torch.Tensor] | None, name: str) -> torch.Tensor:
