@@ -199,7 +199,7 @@ def refresh_rows(flags: np.ndarray, groups: np.ndarray, n_rows: int, seed: int) 
     flagged, so its advantages are ±1/2 and ``d`` is half the sum of the paired
     differences: the share of the gradient every completion has cancels inside each pair,
     as it does in whole groups (in a uniform subset of rows it would not: the subset's
-    group means are off), and a group weighs in by its flagged samples, as in ``d``."""
+    group means are off), and a group weighs in by its flagged samples, roughly as in ``d``."""
     rng = np.random.default_rng(seed)
     unflagged = {
         code: rng.permutation(np.flatnonzero((groups == code) & ~flags)).tolist()
