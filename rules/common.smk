@@ -35,14 +35,20 @@ DIAGNOSTICS = {"n_natural": 128, "n_ordinary": 1024, "seed": 0, "min_held_out_au
     "method"
 ].get("diagnostics", {})
 # The policy source of V (extraction.source policy): the base student's samples per train problem.
-POLICY = {"n_per_problem": 32, "seed": 0} | config["method"].get("policy", {})
+# A refreshing arm re-reads `refresh_rows` of them, a seeded subset (policy_source.refresh_rows).
+POLICY = {"n_per_problem": 32, "seed": 0, "refresh_rows": 256} | config["method"].get("policy", {})
 # The oracle basis (arms with basis: oracle): seed-paired dev runs of a hacking and an honest arm.
 ORACLE = {"hacking": "vanilla", "honest": "rl_baseline", "seeds": [1, 2, 3], "k": 2} | config["method"].get(
     "oracle", {}
 )
+# The trusted basis (arms with basis: trusted, intervention keep): k directions per module.
+TRUSTED = {"k": 16} | config["method"].get("trusted", {})
 SOURCE = config["method"]["extraction"].get("source", "pairs")
-# The basis kinds each source extracts (rule extract_v_hack); random, dominant and oracle have their own rules.
+# The basis kinds each source extracts (rule extract_v_hack); random, dominant, trusted and oracle
+# have their own rules.
 SOURCE_KINDS = {"pairs": ("real", "shuffled", "nonhack"), "policy": ("real", "shuffled", "correct")}
+# Random bases (rule random_basis) and the basis whose k per module and geometry each matches.
+RANDOM_MATCHES = {"random": "real", "random_trusted": "trusted"}
 # Keys of an arm that are not TrainConfig fields: which basis files the run reads, and
 # the folds it runs in ("all", "lomo" = every without_<mode> fold; default: ["all"]).
 ARM_KEYS = ("basis", "match_basis", "folds")
@@ -55,7 +61,7 @@ wildcard_constraints:
     arm="|".join(ARMS),
     seed=r"\d+",
     fold="|".join(FOLDS),
-    kind="real|shuffled|nonhack|correct|random|dominant|oracle",
+    kind="real|shuffled|nonhack|correct|random|dominant|oracle|trusted|random_trusted",
 
 
 def merged(base, changes):
@@ -156,15 +162,32 @@ def basis_file(arm, fold, key="basis"):
     return [f"results/basis/{fold}/V_{kind}.safetensors"] if kind else []
 
 
-def refresh_pairs(arm, fold):
-    """The pairs a refreshing arm re-extracts its basis from (none for random V)."""
-    settings = merged(config["train"], arm_config(arm))
-    kind = arm_config(arm).get("basis")
-    if not settings.get("projection", {}).get("refresh_every") or not kind:
+def refresh_inputs(arm, fold):
+    """The rows a refreshing arm re-extracts its basis from (check_arms: a kind extract_v_hack
+    builds): the fold's pairs of that kind (source pairs) or the student's own samples
+    (source policy, flagged by the fold's detector); none for an arm with a frozen basis."""
+    if not merged(config["train"], arm_config(arm)).get("projection", {}).get("refresh_every"):
         return []
-    if kind == "random":
-        raise ValueError(f"config arms.{arm}: a random basis cannot be refreshed (projection.refresh_every)")
-    return [f"results/basis/{fold}/pairs_{kind}.parquet"]
+    if SOURCE == "policy":
+        return ["results/basis/policy_samples.parquet"]
+    return [f"results/basis/{fold}/pairs_{arm_config(arm)['basis']}.parquet"]
+
+
+def refresh_settings(arm):
+    """How a refreshing arm re-extracts its basis: the extraction settings and, source policy,
+    the flags' kind and the fixed subset of samples (method.policy refresh_rows, seed);
+    {} for an arm with a frozen basis."""
+    if not merged(config["train"], arm_config(arm)).get("projection", {}).get("refresh_every"):
+        return {}
+    settings = {"extraction": extraction_settings()}
+    if SOURCE == "policy":
+        settings |= {
+            "kind": arm_config(arm)["basis"],
+            "rows": POLICY["refresh_rows"],
+            "seed": POLICY["seed"],
+            "control_seed": config["method"]["control_seed"],
+        }
+    return settings
 
 
 def check_arms():
@@ -176,7 +199,8 @@ def check_arms():
         where = f"config arms.{arm}"
         if projection.get("intervention", "none") != "none" and not settings.get("basis"):
             raise ValueError(
-                f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, nonhack)"
+                f"{where}: projection.intervention {projection['intervention']!r} needs a basis: (real, random, shuffled, "
+                "nonhack, correct, dominant, oracle, trusted, random_trusted)"
             )
         kind = settings.get("basis")
         if kind in ("real", "shuffled", "nonhack", "correct") and kind not in SOURCE_KINDS[SOURCE]:
@@ -193,12 +217,15 @@ def check_arms():
                 f"{where}: the oracle basis needs arms {ORACLE['hacking']!r} and {ORACLE['honest']!r} "
                 "(method.oracle.hacking / honest) in config arms"
             )
-        if projection.get("refresh_every") and (
-            config["method"]["extraction"].get("method") == "gev" or SOURCE == "policy"
-        ):
+        if projection.get("refresh_every") and kind not in SOURCE_KINDS[SOURCE]:
             raise ValueError(
-                f"{where}: projection.refresh_every re-extracts V from pairs with method svd only (method gev and "
-                "source policy are not wired into refresh)"
+                f"{where}: projection.refresh_every re-extracts a basis extract_v_hack builds "
+                f"({', '.join(SOURCE_KINDS[SOURCE])} for extraction.source {SOURCE}); basis {kind!r} cannot be refreshed"
+            )
+        if projection.get("refresh_every") and config["method"]["extraction"].get("method") == "gev":
+            raise ValueError(
+                f"{where}: projection.refresh_every re-extracts V with method svd only (method gev is not wired "
+                "into refresh)"
             )
         if bool(projection.get("match_removed")) != bool(settings.get("match_basis")):
             raise ValueError(

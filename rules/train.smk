@@ -11,7 +11,7 @@ rule train:
         problems="results/environment/problems.parquet",
         basis=lambda wc: basis_file(wc.arm, wc.fold),
         match_basis=lambda wc: basis_file(wc.arm, wc.fold, "match_basis"),
-        pairs=lambda wc: refresh_pairs(wc.arm, wc.fold),
+        refresh=lambda wc: refresh_inputs(wc.arm, wc.fold),
     output:
         directory("results/runs/{fold}/{arm}/seed{seed}"),
     log:
@@ -27,7 +27,7 @@ rule train:
         gpu=GPUS,
     params:
         train=lambda wc: train_settings(wc.arm, wc.seed, wc.fold),
-        extraction=lambda wc: extraction_settings() if refresh_pairs(wc.arm, wc.fold) else {},
+        refresh=lambda wc: refresh_settings(wc.arm),
         svd_cache="results/cache/svd",
         # outside the output folder, which Snakemake deletes before rerunning a killed job
         checkpoint_dir="results/checkpoints/{fold}/{arm}/seed{seed}",

@@ -1,6 +1,7 @@
 # The hack basis V (SPEC §3): per fold, V from contrastive pairs (extraction.source pairs) or
 # from the student's own flagged samples (source policy), the control bases with matched k
-# per module, the oracle basis from dev-seed runs, and every basis's diagnostics.
+# per module, the trusted basis of intervention keep and its random control, the oracle
+# basis from dev-seed runs, and every basis's diagnostics.
 
 
 rule build_pairs:
@@ -112,12 +113,14 @@ rule extract_v_hack:
 
 rule random_basis:
     input:
-        real="results/basis/{fold}/V_real.safetensors",
+        like=lambda wc: f"results/basis/{wc.fold}/V_{RANDOM_MATCHES[wc.kind]}.safetensors",
     output:
-        basis="results/basis/{fold}/V_random.safetensors",
-        table="results/basis/{fold}/V_random.parquet",
+        basis="results/basis/{fold}/V_{kind}.safetensors",
+        table="results/basis/{fold}/V_{kind}.parquet",
     log:
-        "results/logs/random_basis/{fold}.log",
+        "results/logs/random_basis/{fold}/V_{kind}.log",
+    wildcard_constraints:
+        kind="|".join(RANDOM_MATCHES),
     conda:
         "../envs/torch.yaml"
     params:
@@ -139,6 +142,25 @@ rule dominant_basis:
         "../envs/torch.yaml"
     script:
         "../scripts/dominant_basis.py"
+
+
+rule trusted_basis:
+    input:
+        real="results/basis/{fold}/V_real.safetensors",
+        samples="results/basis/policy_samples.parquet",
+        grads="results/basis/policy_gradients.safetensors",
+    output:
+        basis="results/basis/{fold}/V_trusted.safetensors",
+        table="results/basis/{fold}/V_trusted.parquet",
+    log:
+        "results/logs/trusted_basis/{fold}.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        known_modes=lambda wc: known_modes(wc.fold),
+        k=TRUSTED["k"],
+    script:
+        "../scripts/trusted_basis.py"
 
 
 rule oracle_basis:

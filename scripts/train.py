@@ -7,6 +7,7 @@ sys.stderr = open(snakemake.log[0], "w")
 from projected_grpo.core.io import read_parquet
 from projected_grpo.environment.problems import load_problems
 from projected_grpo.environment.sandbox import Limits
+from projected_grpo.method import policy_source
 from projected_grpo.method.basis import Basis
 from projected_grpo.method.extraction import ExtractConfig
 from projected_grpo.training.train import TrainConfig, refresher, train
@@ -21,9 +22,18 @@ basis, reference = (
     Basis.load(f[0]) if f else None for f in (snakemake.input.basis, snakemake.input.match_basis)
 )
 refresh = None
-if snakemake.input.pairs:
-    pairs = read_parquet(snakemake.input.pairs[0], "pairs file")
-    refresh = refresher(pairs, problems, ExtractConfig(**snakemake.params.extraction))
+if snakemake.input.refresh:  # the fold's pairs (source pairs) or the policy samples (source policy)
+    settings = snakemake.params.refresh
+    extract = ExtractConfig(**settings["extraction"])
+    rows = read_parquet(snakemake.input.refresh[0], "refresh rows")
+    if extract.source == "policy":
+        flags = policy_source.flags_of(settings["kind"], rows, config.known_modes, settings["control_seed"])
+        meta = {"kind": settings["kind"]}
+        refresh = policy_source.policy_refresher(
+            rows, flags, problems, extract, basis.scale, settings["rows"], settings["seed"], meta
+        )
+    else:
+        refresh = refresher(rows, problems, extract)
 train(
     config,
     snakemake.input.model,

@@ -81,7 +81,7 @@ CONFIG_CASES = {
     "arm_unknown_basis": (
         "config arm `erase: {basis: realV}` (a V that does not exist)",
         lambda c, t, m: c["arms"]["erase"].update(basis="realV"),
-        "'realV' is not one of ['real', 'random', 'shuffled', 'nonhack', 'correct', 'dominant', 'oracle']",
+        "'realV' is not one of ['real', 'random', 'shuffled', 'nonhack', 'correct', 'dominant', 'oracle', 'trusted', 'random_trusted']",
     ),
     "arm_missing_basis": (
         "config arm `erase` projecting with no `basis:`",

@@ -35,6 +35,7 @@ from projected_grpo.method.extraction import (
     extract_basis,
     hack_differences,
     split_by_problem,
+    weighted_completion_gradient,
 )
 from projected_grpo.policy.adapter import attach_knobs, knob_modules, save_knobs
 from projected_grpo.policy.loading import load_model
@@ -328,6 +329,22 @@ def test_completion_gradients_leave_ds_grad_untouched(organism):
         m.dS.grad = None
     completion_gradients(model, tokenizer, _pairs_frame(2), PROBLEMS, ExtractConfig(max_new_tokens=MAX_NEW))
     assert all(m.dS.grad is None for m in modules.values())
+
+
+@pytest.mark.parametrize("normalization", ["sum", "mean"])
+def test_the_weighted_loss_gradient_is_the_weighted_sum_of_the_completions_gradients(organism, normalization):
+    """One backward of ``Σ_i a_i L_i`` gives ``Σ_i a_i G_i`` (how a policy basis is refreshed)."""
+    tokenizer, model = organism
+    pairs = _pairs_frame(N_PAIRS)
+    config = ExtractConfig(max_new_tokens=MAX_NEW, batch_size=3, normalization=normalization)
+    weights = torch.linspace(-1.0, 2.0, len(pairs), dtype=torch.float64)
+    summed = weighted_completion_gradient(model, tokenizer, pairs, PROBLEMS, config, weights)
+    rows = completion_gradients(model, tokenizer, pairs, PROBLEMS, config)
+    assert set(summed) == set(rows)
+    for name, g in rows.items():
+        expected = (weights @ g.double()).float()
+        torch.testing.assert_close(summed[name], expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+    assert all(m.dS.grad is None for m in knob_modules(model).values())
 
 
 def test_mean_normalisation_is_sum_times_max_new_over_length(organism):

@@ -7,7 +7,8 @@ in span V and ``dS + dS_hack`` is vanilla's ``dS``); projecting the update close
 leak that projecting the gradient leaves open; weight decay never touches the quarantine;
 refreshing an unchanged model finds the same basis; purging Adam's momentum leaves none of
 it in span V; matched removal removes what the reference basis would, up to the whole
-component, and never reverses or grows a coordinate of V g."""
+component, and never reverses or grows a coordinate of V g; keep with a full basis trains
+as vanilla, and keep and the ungated erase split vanilla's step between them."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from projected_grpo.environment.modes import MODES
 from projected_grpo.environment.problems import train_problems
 from projected_grpo.environment.sandbox import Sandbox
 from projected_grpo.method.basis import Basis, BasisError, basis_overlap, random_basis
-from projected_grpo.method.extraction import ExtractConfig, extract_basis
+from projected_grpo.method.extraction import ExtractConfig, completion_gradients, extract_basis
 from projected_grpo.method.intervention import ProjectionConfig, Projector
 from projected_grpo.method.projection import hackward_share, project, purge_span
 from projected_grpo.policy.adapter import attach_knobs, knob_modules, quarantine_ablated
@@ -230,6 +231,52 @@ def test_route_on_the_update_trains_as_vanilla_with_a_small_quarantine_in_span_v
     assert rows["update"][-1]["dS_hack_norm"] < 0.5 * rows["grad"][-1]["dS_hack_norm"]
 
 
+# ------------------------------------------------------------------ keep (a trusted basis)
+
+
+def _full_basis(trainer: Trainer) -> Basis:
+    """``k = r`` random orthonormal rows for every module: a span that holds everything."""
+    widths = {name: m.rank for name, m in trainer.modules.items()}
+    return random_basis(widths, widths, seed=0)
+
+
+@pytest.mark.parametrize("target", ["grad", "update"])
+def test_keep_with_a_full_basis_trains_as_vanilla(micro_organism, svd, pool, sandbox, target):
+    vanilla = _trainer(micro_organism, svd)
+    vanilla_rows = _steps(vanilla, 2, pool, sandbox)
+    basis = _full_basis(vanilla)
+    keep = _trainer(micro_organism, svd, basis, projection={"intervention": "keep", "project_target": target})
+    rows = _steps(keep, 2, pool, sandbox)
+    for plain, row in zip(vanilla_rows, rows):
+        assert row["reward_student"] == plain["reward_student"]  # the same samples
+        assert row["kept_share"] == pytest.approx(1, abs=1e-5)
+    for name, t in _knobs(vanilla).items():
+        torch.testing.assert_close(keep.modules[name].dS.detach(), t, rtol=1e-4, atol=1e-6)
+
+
+def test_keep_and_the_ungated_erase_split_vanillas_step(micro_organism, svd, pool, sandbox, real_basis):
+    """One AdamW step from zero knobs: keep moves ``dS`` by the step's part in span V, the
+    ungated erase by the rest, and the two add up to vanilla's step."""
+    vanilla = _trainer(micro_organism, svd)
+    _steps(vanilla, 1, pool, sandbox)
+    runs = {
+        intervention: _trainer(
+            micro_organism, svd, real_basis,
+            projection={"intervention": intervention, "gate": "no_gate", "project_target": "update"},
+        )
+        for intervention in ("keep", "erase")
+    }  # fmt: skip
+    rows = {intervention: _steps(run, 1, pool, sandbox)[0] for intervention, run in runs.items()}
+    assert 0 < rows["keep"]["kept_share"] < 1 and "kept_share" not in rows["erase"]
+    for name, t in _knobs(vanilla).items():
+        kept, erased = runs["keep"].modules[name].dS.detach(), runs["erase"].modules[name].dS.detach()
+        torch.testing.assert_close(kept + erased, t, rtol=0, atol=1e-6 * float(t.abs().max()))
+        if name in real_basis.vectors:
+            assert float(purge_span(kept, real_basis.vectors[name]).norm()) <= 1e-6 * float(t.norm())
+        else:  # no axes for the module: left as vanilla moved it
+            assert torch.equal(kept, t)
+
+
 def test_projecting_the_update_closes_the_adam_leak(micro_organism, svd, pool, sandbox, real_basis):
     on_grad = _trainer(micro_organism, svd, real_basis, projection={"intervention": "erase"})
     grad_rows = _steps(on_grad, 3, pool, sandbox)
@@ -319,6 +366,39 @@ def test_a_refreshing_run_logs_the_overlap_and_swaps_the_basis(
         _trainer(micro_organism, svd, real_basis, projection={"intervention": "erase", "refresh_every": 2})
     with pytest.raises(ValueError, match="needs a basis to refresh"):
         _trainer(micro_organism, svd, None, refresh=refresh, projection={"refresh_every": 2})
+
+
+def test_a_run_refreshing_a_policy_basis_swaps_in_one_with_the_frozen_scale(
+    micro_organism, svd, pool, sandbox, pairs
+):
+    """Source policy: the pairs' completions as the student's samples, the hacks flagged, a
+    prompt group per problem; V in Adam's geometry, re-read on the trained model every step."""
+    from projected_grpo.method import policy_source
+
+    samples = pairs.assign(
+        attempted_sentinel=pairs["label"] == "hack", oracle_correct=pairs["label"] == "clean"
+    )
+    flags, groups = policy_source.detector_flags(samples, ["sentinel"]), policy_source.group_codes(samples)
+    tokenizer, model = load_model(micro_organism)
+    attach_knobs(model, svd_cache=svd)
+    extract = ExtractConfig(max_new_tokens=48, source="policy", geometry="adam")
+    grads = completion_gradients(model, tokenizer, samples, PROBLEMS, extract)
+    scale = policy_source.scales(grads, "adam")
+    basis = policy_source.policy_basis(grads, policy_source.group_advantages(flags, groups), scale)
+    refresh = policy_source.policy_refresher(
+        samples, flags, PROBLEMS, extract, basis.scale, 8, 0, {"kind": "real"}
+    )
+    run = _trainer(
+        micro_organism, svd, basis, refresh=refresh,
+        projection={"intervention": "erase", "project_target": "update", "refresh_every": 1},
+    )  # fmt: skip
+    rows = _steps(run, 2, pool, sandbox)
+    assert all(0 < row["basis_overlap"] <= 1 + 1e-6 for row in rows)
+    fresh = run.projector.basis
+    assert fresh is not basis and fresh.meta == {"refreshed": "1", "n_samples": "8", "kind": "real"}
+    assert fresh.ranks == basis.ranks and all(
+        torch.equal(fresh.scale[n], basis.scale[n]) for n in basis.scale
+    )
 
 
 # ------------------------------------------------------------------ Adam state
@@ -488,6 +568,9 @@ def test_bad_projection_settings_fail_before_any_work(micro_organism, svd, real_
         TrainConfig.from_dict({**SETTINGS, "projection": {"gate": "both"}})
     with pytest.raises(ValueError, match="overshoot"):
         ProjectionConfig(overshoot=0)
+    for changes in ({"overshoot": 2.0}, {"adam_state": "purge_span_v"}, {"preserve_magnitude": True}):
+        with pytest.raises(ValueError, match="keep keeps span"):
+            ProjectionConfig(intervention="keep", **changes)
     misfit = random_basis({"model.layers.0.self_attn.q_proj": 2}, {"model.layers.0.self_attn.q_proj": 7}, 0)
     with pytest.raises(BasisError, match=r"basis: .*q_proj\.V has shape"):
         _trainer(micro_organism, svd, misfit, projection={"intervention": "erase"})

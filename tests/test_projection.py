@@ -2,7 +2,9 @@
 hack-ward component, the parts add back up to the gradient, an orthogonal basis changes
 nothing, the gates and preserve_magnitude do what they say, purge_span empties span V,
 the null baselines are those of a random direction, and the knobs' hack-ward drift is the
-norm-weighted mean of each module's cosine with -V[i]."""
+norm-weighted mean of each module's cosine with -V[i]. Keep (a trusted basis) keeps the
+span whole: with a full basis it changes nothing, and with the ungated erase it adds up to
+the gradient."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import torch
 from projected_grpo.method.projection import (
     hackward_drift,
     hackward_share,
+    keep_span,
     null_cin,
     null_overlap,
     overlap,
@@ -167,6 +170,26 @@ def test_hackward_drift_is_the_norm_weighted_mean_cosine_with_minus_v_per_axis()
     assert hackward_drift([(torch.ones(3), -torch.eye(1, 3))]) == pytest.approx([1 / math.sqrt(3)])
     assert math.isnan(hackward_drift([(torch.zeros(3), torch.eye(1, 3))])[0])
     assert hackward_drift([]) == []
+
+
+@pytest.mark.parametrize("r", [8, 64])
+def test_keep_with_a_full_basis_is_the_identity(r):
+    v = orthonormal_rows(r, r, seed=r)
+    g = _gradient(r, seed=1)
+    out = keep_span(g, v)
+    torch.testing.assert_close(out.grad, g, rtol=0, atol=1e-12)
+    assert float(out.removed.norm()) < 1e-12
+
+
+@pytest.mark.parametrize(("k", "r"), SHAPES)
+def test_keep_and_the_ungated_erase_add_up_to_the_gradient(k, r):
+    v = orthonormal_rows(k, r, seed=k)
+    g = _hackward_gradient(v, seed=r)
+    kept, erased = keep_span(g, v), project(g, v, "no_gate")
+    torch.testing.assert_close(kept.grad + erased.grad, g, rtol=0, atol=1e-12)
+    torch.testing.assert_close(kept.grad + kept.removed, g, rtol=0, atol=1e-12)
+    assert float((v @ kept.removed).norm()) < 1e-12  # what keep drops lies outside span V
+    assert kept.fired and overlap(kept.grad, v) == pytest.approx(1.0)
 
 
 def test_unknown_gate_is_refused():

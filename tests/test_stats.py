@@ -208,6 +208,32 @@ def test_figures_draw_every_arm_and_say_so_when_no_cin_was_measured():
     assert "no cin measured" in empty.axes[0].texts[0].get_text()
 
 
+def test_every_arm_of_the_study_has_a_colour_of_its_own_and_a_panel():
+    from pathlib import Path
+
+    import yaml
+    from matplotlib.colors import to_hex
+
+    from projected_grpo.study.plots import COLORS, PANELS
+
+    arms = list(yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["arms"])
+    assert not [arm for arm in arms if arm not in COLORS]
+    colours = [to_hex(COLORS[arm]) for arm in arms]
+    assert len(set(colours)) == len(colours)  # the fallback cycle would repeat erase's and rl_baseline's
+    paneled = {arm for panel in PANELS.values() for arm in panel}
+    assert {"erase_refresh", "keep_trusted", "keep_random_V"} <= paneled
+
+
+def test_run_rows_average_the_kept_share_of_a_keep_run(tmp_path):
+    from projected_grpo.study.stats import run_row
+
+    run = _run_dir(tmp_path, "keep_trusted", 41, 0.5)
+    steps = pd.read_parquet(run / "steps.parquet").assign(kept_share=0.4)
+    steps.to_parquet(run / "steps.parquet")
+    assert math.isclose(run_row(run)["kept_share"], 0.4)
+    assert math.isnan(run_row(_run_dir(tmp_path, "vanilla", 41, 0.5))["kept_share"])
+
+
 def test_deployed_rows_carry_the_ablated_evaluation_under_their_own_arm(tmp_path):
     from projected_grpo.study.stats import run_row, with_deployed_rows
 

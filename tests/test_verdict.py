@@ -12,13 +12,16 @@ import yaml
 
 from projected_grpo.study.verdict import (
     FAIL,
+    KEEP,
     NOT_EVALUABLE,
     PASS,
     PROJECTIONS,
+    REFRESH,
     control_rows,
     h1_rows,
     lomo_rows,
     markdown_verdict,
+    pairwise_rows,
     verdict_table,
 )
 
@@ -162,6 +165,36 @@ def test_a_control_beaten_at_p_0_013_alone_is_not_beaten_after_holm_over_four():
     assert random_v["status"] == FAIL and "not significant at α after Holm" in random_v["rule"]
 
 
+def test_refreshed_v_is_tested_against_the_frozen_v_both_ways():
+    frozen = ([0.30, 0.35, 0.40], [0.3] * 3)
+    better = _runs({"erase": frozen, "erase_refresh": ([0.10, 0.16, 0.19], [0.3] * 3)})
+    worse = _runs({"erase": frozen, "erase_refresh": ([0.50, 0.56, 0.59], [0.3] * 3)})
+    (row,) = pairwise_rows(better, ALPHA, REFRESH, "refresh")
+    assert row["clause"] == "refresh: erase_refresh below erase" and row["status"] == PASS
+    assert math.isclose(row["p_holm"], row["p"]) and "Holm over 1 refresh comparisons" in row["rule"]
+    (row,) = pairwise_rows(worse, ALPHA, REFRESH, "refresh")
+    assert row["status"] == FAIL and "significant, the other way" in row["rule"]
+    assert pairwise_rows(_runs({"erase": frozen}), ALPHA, REFRESH, "refresh") == []  # no refresh run: no row
+
+
+def test_keep_is_tested_against_vanilla_and_a_random_span_as_one_holm_family():
+    runs = _runs({
+        "vanilla": ([0.60, 0.65, 0.70], [0.3] * 3),
+        "keep_trusted": ([0.40, 0.47, 0.51], [0.3] * 3),   # cuts against vanilla
+        "keep_random_V": ([0.41, 0.45, 0.53], [0.3] * 3),  # as much as a random span does
+    })  # fmt: skip
+    rows = {r["clause"]: r for r in pairwise_rows(runs, ALPHA, KEEP, "trusted subspace")}
+    cut, beyond = (
+        rows["trusted subspace: keep_trusted below vanilla"],
+        rows["trusted subspace: keep_trusted below keep_random_V"],
+    )
+    assert cut["status"] == PASS and beyond["status"] == FAIL
+    assert math.isclose(cut["p_holm"], 2 * cut["p"])  # the smaller p of two, doubled
+    only_vanilla = pairwise_rows(runs[runs["arm"] != "keep_random_V"], ALPHA, KEEP, "trusted subspace")
+    assert [r["clause"] for r in only_vanilla] == ["trusted subspace: keep_trusted below vanilla"]
+    assert math.isclose(only_vanilla[0]["p_holm"], cut["p"])
+
+
 def _lomo_runs(solve: dict) -> pd.DataFrame:
     """Fold without_sentinel; ``solve``: arm -> no-loophole solve rate per seed."""
     hack = {"vanilla": (0.6, 0.7, 0.65), "route": (0.1, 0.1, 0.2), "route_random_V": (0.6, 0.65, 0.7)}
@@ -277,6 +310,13 @@ def test_the_table_reads_the_controls_and_oracle_arms_the_study_ran_and_only_tho
     assert clauses["oracle reference: erase_oracle_V below vanilla"] == PASS
     assert clauses["oracle reference: erase (real V) below erase_oracle_V"] == FAIL  # the oracle cut more
     assert not [c for c in clauses.index if "erase_nonhack_V" in c or "erase_correct_V" in c]
+    assert not [c for c in clauses.index if "refresh" in c or "keep" in c]
+    more = pd.concat([runs, _runs({"erase_refresh": ([0.10, 0.14, 0.21], [0.3] * 3),
+                                   "keep_trusted": ([0.40, 0.47, 0.51], [0.3] * 3)})])  # fmt: skip
+    clauses = verdict_table(more, ALPHA).set_index("clause")["status"]
+    assert clauses["refresh: erase_refresh below erase"] == PASS
+    assert clauses["trusted subspace: keep_trusted below vanilla"] == PASS
+    assert "trusted subspace: keep_trusted below keep_random_V" not in clauses  # keep_random_V did not run
 
 
 def test_a_lomo_fold_whose_basis_did_not_separate_the_held_out_mode_is_not_read():

@@ -69,6 +69,14 @@ def test_unknown_config_key_is_rejected(tmp_path):
             lambda c: c["arms"]["erase_random_V_matched"].pop("match_basis"),
             "match_removed and match_basis go together",
         ),
+        (
+            lambda c: c["arms"]["keep_trusted"].pop("basis"),
+            "arms.keep_trusted: projection.intervention 'keep' needs a basis",
+        ),
+        (
+            lambda c: c["arms"]["keep_random_V"]["projection"].update(overshoot=2.0),
+            "arms.keep_random_V: expected valid projection settings (projection.intervention keep keeps span(V) whole",
+        ),
         (lambda c: c["method"].update(folds=["without_sentinel"]), "method.folds: must contain 'all'"),
         (
             lambda c: (
@@ -76,7 +84,12 @@ def test_unknown_config_key_is_rejected(tmp_path):
                 c["arms"].pop("erase_correct_V"),
                 c["arms"]["erase"].setdefault("projection", {}).update(refresh_every=2),
             ),
-            "arms.erase: projection.refresh_every re-extracts V from pairs with method svd only",
+            "arms.erase: projection.refresh_every re-extracts V with method svd only",
+        ),
+        (
+            lambda c: c["arms"]["erase_random_V"].setdefault("projection", {}).update(refresh_every=2),
+            "arms.erase_random_V: projection.refresh_every re-extracts a basis extract_v_hack builds (real, "
+            "shuffled, correct for extraction.source policy); basis 'random' cannot be refreshed",
         ),
         (
             lambda c: c["arms"].update(erase_nonhack_V={"basis": "nonhack"}),
@@ -106,6 +119,7 @@ def test_with_method_gev_extraction_reads_the_folds_clean_vs_clean_pairs(tmp_pat
     def gev(c: dict) -> None:
         c["method"]["extraction"].update(method="gev", null_draws=20, source="pairs", geometry="raw")
         c["arms"].pop("erase_correct_V")
+        c["arms"].pop("erase_refresh")  # gev is not wired into refresh
 
     config = _config_with(tmp_path, gev)
     result = _dry_run("results/basis/without_sentinel/V_real.safetensors", "--configfile", str(config))
@@ -123,6 +137,8 @@ def test_by_default_every_basis_reads_the_students_own_samples(tmp_path):
         "policy_samples",
         "policy_gradients",
         "dominant_basis",
+        "trusted_basis",
+        "random_basis",
         "oracle_basis",
         "oracle_overlap",
     } <= _scheduled(result)
@@ -132,6 +148,8 @@ def test_by_default_every_basis_reads_the_students_own_samples(tmp_path):
     for run in ("vanilla/seed1", "vanilla/seed3", "rl_baseline/seed1", "rl_baseline/seed3"):
         assert f"results/runs/all/{run}" in oracle  # dev seeds, not the report seeds
     assert "seed41" not in oracle
+    random_trusted = result.stdout.split("output: results/basis/all/V_random_trusted.safetensors")[0]
+    assert random_trusted.rsplit("input:", 1)[1].strip() == "results/basis/all/V_trusted.safetensors"
 
 
 def test_a_configfile_replaces_the_default_config_instead_of_merging_into_it(tmp_path):
@@ -326,7 +344,9 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     """On a copy of the tiny DAG's results (organisms, pool, the seed-41 runs reused):
     extraction.source policy in Adam's geometry builds every basis kind from the student's
     own samples, one axis per module; the diagnostics read them in both folds; the oracle
-    basis comes from the vanilla and rl_baseline runs and an arm trains with it."""
+    basis comes from the vanilla and rl_baseline runs and an arm trains with it; an arm
+    refreshes its policy basis every step, and the keep arms train with the trusted basis
+    and its random control."""
     import shutil
 
     import torch
@@ -338,7 +358,11 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     shutil.copytree(tiny_dag.workdir, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
     config = yaml.safe_load((work / ".test" / "config.yaml").read_text())
     config["method"]["extraction"].update(source="policy", geometry="adam")
-    config["method"].update(policy={"n_per_problem": 8, "seed": 0}, oracle={"seeds": [41], "k": 1})
+    config["method"].update(
+        policy={"n_per_problem": 8, "seed": 0, "refresh_rows": 8},
+        oracle={"seeds": [41], "k": 1},
+        trusted={"k": 3},
+    )
     config["arms"] = {
         "vanilla": {"basis": "real"},
         "rl_baseline": {"loophole": False},
@@ -347,6 +371,9 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
         "erase_dominant_V": {"basis": "dominant", "projection": {"intervention": "erase"}},
         "erase_shuffled_V": {"basis": "shuffled", "projection": {"intervention": "erase"}},
         "erase_random_V": {"basis": "random", "projection": {"intervention": "erase"}},
+        "erase_refresh": {"basis": "real", "projection": {"intervention": "erase", "project_target": "update", "refresh_every": 1}},
+        "keep_trusted": {"basis": "trusted", "projection": {"intervention": "keep", "project_target": "update"}},
+        "keep_random_V": {"basis": "random_trusted", "projection": {"intervention": "keep", "project_target": "update"}},
     }  # fmt: skip
     (work / "policy.yaml").write_text(yaml.safe_dump(config))
     command = [
@@ -368,7 +395,8 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     )
     samples.to_parquet(samples_file)
     targets = ["results/tables/basis_diagnostics.md", "results/tables/oracle_overlap.md",
-               "results/runs/all/erase_update_oracle_V/seed41"]  # fmt: skip
+               *(f"results/runs/all/{arm}/seed41" for arm in ("erase_update_oracle_V", "erase_refresh", "keep_trusted",
+                                                               "keep_random_V"))]  # fmt: skip
     result = subprocess.run([*command, *targets], capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     scheduled = _scheduled(result)
@@ -387,13 +415,26 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
     assert real.meta["n_flagged"] == str(len(samples) // 4)  # fold all: both levers
     assert (work / "results/figures/basis_diagnostics.png").stat().st_size > 0
     diagnostics = pd.read_csv(work / "results/tables/basis_diagnostics.csv")
-    assert set(diagnostics["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
+    fold_all = {"real", "correct", "dominant", "shuffled", "random", "trusted", "random_trusted"}
+    assert set(diagnostics[diagnostics["fold"] == "all"]["kind"]) == fold_all
     assert set(diagnostics["fold"]) == {"all", "without_sentinel"}
     # the tiny organism's groups all score alike, so its knobs never move and the oracle is empty
     # here (tests/test_oracle.py has its maths); the DAG still builds it from the seed-41 runs
     assert Basis.load(work / "results/basis/all/V_oracle.safetensors").meta["seeds"] == "[41]"
     overlap = pd.read_csv(work / "results/tables/oracle_overlap.csv")
-    assert set(overlap["kind"]) == {"real", "correct", "dominant", "shuffled", "random"}
+    assert set(overlap["kind"]) == fold_all
+    trusted = Basis.load(work / "results/basis/all/V_trusted.safetensors")
+    control = Basis.load(work / "results/basis/all/V_random_trusted.safetensors")
+    assert trusted.meta["kind"] == "trusted" and set(trusted.ranks.values()) == {3}
+    assert control.ranks == trusted.ranks and all(
+        torch.equal(control.scale[n], trusted.scale[n]) for n in trusted.scale
+    )
+    assert all(torch.equal(trusted.scale[n], real.scale[n]) for n in real.scale)  # V_real's geometry
+    refreshed = pd.read_parquet(work / "results/runs/all/erase_refresh/seed41/steps.parquet")
+    assert refreshed["basis_overlap"].notna().all()  # re-read after every step
+    for arm in ("keep_trusted", "keep_random_V"):
+        steps = pd.read_parquet(work / f"results/runs/all/{arm}/seed41/steps.parquet")
+        assert "kept_share" in steps, arm
     manifest = json.loads((work / "results/runs/all/erase_update_oracle_V/seed41/manifest.json").read_text())
     assert manifest["config"]["basis"]["basis"]["meta"]["kind"] == "oracle"
 

@@ -120,6 +120,13 @@ def random_basis(
     return Basis(vectors, values, {"kind": "random", "seed": str(seed), **(meta or {})}, kept)
 
 
+def matched_random_basis(like: Basis, seed: int, meta: dict | None = None) -> Basis:
+    """``random_basis`` with ``like``'s k and width per module and its geometry (``scale``):
+    the random control of ``like`` (real V, or the trusted basis of ``keep``)."""
+    widths = {name: v.shape[1] for name, v in like.vectors.items()}
+    return random_basis(like.ranks, widths, seed, meta, like.scale)
+
+
 def subspace_overlap(a: torch.Tensor, b: torch.Tensor) -> float:
     """``‖A Bᵀ‖_F² / max(k_a, k_b)`` for orthonormal rows ``a: [k_a, r]``, ``b: [k_b, r]``: 1
     for the same span, 0 for orthogonal spans, sign-blind."""

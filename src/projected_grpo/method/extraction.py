@@ -15,8 +15,9 @@ quantile of all kept values across modules; a module left with no axis carries n
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -125,13 +126,45 @@ def completion_gradients(
     """``{module: [len(pairs), r]}``: the gradient of each row's completion loss on ``dS``.
     Leaves every ``dS.grad`` as it found it."""
     prompts, completions = encode_rows(tokenizer, pairs, problems, config.max_new_tokens)
-    if config.normalization == "mean":
-        weights = [[1.0 / max(1, len(c))] * len(c) for c in completions]
-    else:
-        weights = [[1.0 / config.max_new_tokens] * len(c) for c in completions]
     return token_weighted_gradients(
+        model,
+        pad_token_id(tokenizer),
+        prompts,
+        completions,
+        loss_weights(completions, config),
+        config.temperature,
+        config.batch_size,
+    )
+
+
+def weighted_completion_gradient(
+    model,
+    tokenizer,
+    rows: pd.DataFrame,
+    problems: Sequence[Problem],
+    config: ExtractConfig,
+    row_weights: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """``{module: [r]}``: ``Σ_i row_weights[i] · G_i`` with ``G_i`` row ``i`` of
+    ``completion_gradients`` (``row_weights: [len(rows)]``), as the gradient of the weighted
+    loss ``Σ_i row_weights[i] · L_i``: one plain backward per batch, no per-row gradient.
+    Leaves every ``dS.grad`` as it found it."""
+    prompts, completions = encode_rows(tokenizer, rows, problems, config.max_new_tokens)
+    weights = [
+        [w * float(a) for w in token_weights]
+        for token_weights, a in zip(loss_weights(completions, config), row_weights.tolist())
+    ]
+    return summed_gradient(
         model, pad_token_id(tokenizer), prompts, completions, weights, config.temperature, config.batch_size
     )
+
+
+def loss_weights(completions: list[list[int]], config: ExtractConfig) -> list[list[float]]:
+    """Each completion token's weight in its row's loss: ``1 / max_new_tokens`` (``sum``,
+    the live loss's fixed denominator) or ``1 / its length`` (``mean``)."""
+    if config.normalization == "mean":
+        return [[1.0 / max(1, len(c))] * len(c) for c in completions]
+    return [[1.0 / config.max_new_tokens] * len(c) for c in completions]
 
 
 def encode_rows(
@@ -169,29 +202,73 @@ def token_weighted_gradients(
     ``dS.grad`` as it found it."""
     modules = knob_modules(model)
     device = next(iter(modules.values())).dS.device
-    saved = {name: m.dS.grad for name, m in modules.items()}
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
-    try:
-        for start in range(0, len(prompts), batch_size):
-            stop = min(start + batch_size, len(prompts))
-            packed = pack_sequences(prompts[start:stop], completions[start:stop], pad_id)
-            ids, attention, mask = (t.to(device) for t in packed)
-            weight = torch.zeros(mask.shape, dtype=torch.float32)
-            for r, w in enumerate(weights[start:stop]):
-                weight[r, : len(w)] = torch.tensor(w, dtype=torch.float32)
-            weight = weight.to(device)
-            n = stop - start
+    with _grads_kept(modules):
+        for start, stop in _batches(len(prompts), batch_size):
             for m in modules.values():
                 m.dS.grad = None
+            n = stop - start
             with split_rows(model, torch.arange(n, device=device), n_groups=n):
-                logp = token_logprobs(model, ids, attention, mask, temperature)
-                (-(logp * weight * mask)).sum().backward()
+                _weighted_loss(
+                    model, pad_id, prompts[start:stop], completions[start:stop], weights[start:stop],
+                    temperature, device,
+                ).backward()  # fmt: skip
             for name, grad in group_grads(model).items():
                 chunks[name].append(grad)
+    return {name: torch.cat(parts).cpu() for name, parts in chunks.items() if parts}
+
+
+def summed_gradient(
+    model,
+    pad_id: int,
+    prompts: list[list[int]],
+    completions: list[list[int]],
+    weights: list[list[float]],
+    temperature: float,
+    batch_size: int = 16,
+) -> dict[str, torch.Tensor]:
+    """``{module: [r]}``: the sum over rows of ``token_weighted_gradients``, from plain
+    backwards that accumulate in ``dS.grad`` (no per-row view of ``dS``). Leaves every
+    ``dS.grad`` as it found it."""
+    modules = knob_modules(model)
+    device = next(iter(modules.values())).dS.device
+    with _grads_kept(modules):
+        for m in modules.values():
+            m.dS.grad = None
+        for start, stop in _batches(len(prompts), batch_size):
+            _weighted_loss(
+                model, pad_id, prompts[start:stop], completions[start:stop], weights[start:stop],
+                temperature, device,
+            ).backward()  # fmt: skip
+        return {
+            name: (m.dS.grad if m.dS.grad is not None else torch.zeros_like(m.dS)).detach().cpu().clone()
+            for name, m in modules.items()
+        }
+
+
+def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+@contextlib.contextmanager
+def _grads_kept(modules: dict) -> Iterator[None]:
+    """Restore every module's ``dS.grad`` on the way out."""
+    saved = {name: m.dS.grad for name, m in modules.items()}
+    try:
+        yield
     finally:
         for name, m in modules.items():
             m.dS.grad = saved[name]
-    return {name: torch.cat(parts).cpu() for name, parts in chunks.items() if parts}
+
+
+def _weighted_loss(model, pad_id, prompts, completions, weights, temperature, device) -> torch.Tensor:
+    """``-Σ_i Σ_t weights[i][t] · log p(completions[i][t])`` over one batch of rows."""
+    ids, attention, mask = (t.to(device) for t in pack_sequences(prompts, completions, pad_id))
+    weight = torch.zeros(mask.shape, dtype=torch.float32)
+    for r, w in enumerate(weights):
+        weight[r, : len(w)] = torch.tensor(w, dtype=torch.float32)
+    logp = token_logprobs(model, ids, attention, mask, temperature)
+    return (-(logp * weight.to(device) * mask)).sum()
 
 
 def hack_differences(grads: dict[str, torch.Tensor], pairs: pd.DataFrame) -> dict[str, torch.Tensor]:

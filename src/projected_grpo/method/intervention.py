@@ -24,6 +24,12 @@ re-extracted. The parts:
   the whole component, so no coordinate of ``V g`` reverses or grows; ``match_ratio``
   logs how close it came.
 
+``intervention: keep`` turns the projection round: the update (or gradient) keeps only its
+part inside ``span(V)`` of a *trusted* basis and loses the rest (``projection.keep_span``;
+no gate, overshoot or matching: the span is kept whole); ``kept_share`` logs
+``‖g'‖/‖g‖`` over all modules as one vector. Under every intervention a module the basis
+has no axes for is left as it is.
+
 ``intervention: none`` only measures: the update is the vanilla one, bit for bit.
 """
 
@@ -39,6 +45,7 @@ from .projection import (
     Projected,
     hackward_drift,
     hackward_share,
+    keep_span,
     null_cin,
     null_overlap,
     overlap,
@@ -46,7 +53,7 @@ from .projection import (
     purge_span,
 )
 
-INTERVENTIONS = ("none", "erase", "route")
+INTERVENTIONS = ("none", "erase", "route", "keep")
 TARGETS = ("grad", "update")
 ADAM_STATES = ("keep", "purge_span_v")
 # Row groups of the split backward: source (student, teacher) × label (hack, correct, other).
@@ -56,8 +63,9 @@ N_GROUPS = 2 * len(LABELS)
 
 @dataclass(frozen=True)
 class ProjectionConfig:
-    """intervention: none (measure) | erase | route; gate / overshoot / preserve_magnitude:
-    ``projection.project``; project_target: grad | update; adam_state: keep |
+    """intervention: none (measure) | erase | route | keep (only span(V) kept); gate /
+    overshoot / preserve_magnitude: ``projection.project`` (erase and route; keep takes the
+    defaults and ignores the gate); project_target: grad | update; adam_state: keep |
     purge_span_v; match_removed: remove up to the reference basis's removed norm;
     refresh_every: re-extract V every N steps (0 = frozen); deploy_eval_every: for route,
     sample the deployed (quarantine-ablated) student every N steps (0 = never)."""
@@ -85,6 +93,16 @@ class ProjectionConfig:
                 raise ValueError(f"projection.{key}: expected one of {allowed}, got {getattr(self, key)!r}")
         if self.overshoot <= 0 or self.refresh_every < 0 or self.deploy_eval_every < 0:
             raise ValueError("projection: expected overshoot > 0, refresh_every >= 0, deploy_eval_every >= 0")
+        if self.intervention == "keep" and (
+            self.overshoot != 1.0
+            or self.preserve_magnitude
+            or self.match_removed
+            or self.adam_state != "keep"
+        ):
+            raise ValueError(
+                "projection.intervention keep keeps span(V) whole: expected overshoot 1, preserve_magnitude "
+                "false, match_removed false and adam_state keep"
+            )
 
 
 def group_index(source: int, exploited: bool, correct: bool) -> int:
@@ -255,6 +273,8 @@ class Projector:
     def _project(self, name: str, g: torch.Tensor, v: torch.Tensor) -> tuple[Projected, float | None]:
         """One module's projection and, under ``match_removed``, the norm it aimed at."""
         c = self.config
+        if c.intervention == "keep":
+            return keep_span(g, v), None
         if c.match_removed:
             return self._match(name, g, v)
         return project(g, v, c.gate, c.overshoot, c.preserve_magnitude), None
@@ -279,15 +299,20 @@ class Projector:
 
     def _summary(self, stats: list[tuple[Projected, float | None]]) -> dict:
         """The step-row columns of a projection: ``cout``, ``fired_frac``, ``removed_norm``
-        (over all modules as one vector) and, under ``match_removed``, ``match_ratio``: that
+        (over all modules as one vector); under ``match_removed``, ``match_ratio``: that
         norm over the norm the reference basis would have removed (1 = matched; NaN when
-        it would have removed nothing)."""
+        it would have removed nothing); under ``keep``, ``kept_share``: ``‖g'‖/‖g‖`` (NaN
+        for a zero ``g``)."""
         removed = torch.cat([out.removed for out, _ in stats]) if stats else torch.zeros(0)
         row = {
             "cout": _mean([out.cout for out, _ in stats]),
             "fired_frac": _mean([float(out.fired) for out, _ in stats]),
             "removed_norm": float(removed.norm()),
         }
+        if self.config.intervention == "keep":
+            kept = torch.cat([out.grad for out, _ in stats]) if stats else torch.zeros(0)
+            whole = float((kept + removed).norm())
+            row["kept_share"] = float(kept.norm()) / whole if whole > 0 else float("nan")
         if self.config.match_removed:
             target = float(np.sqrt(sum(t**2 for _, t in stats)))
             row["match_ratio"] = row["removed_norm"] / target if target > 0 else float("nan")

@@ -21,18 +21,29 @@ One axis per module (``k`` is the most axes the dominant control keeps). Control
 correctness flag: a basis that stops learning in general), ``dominant`` (the top principal
 directions of the samples' gradients in the same geometry: what every gradient shares)
 and the random basis in the same geometry (``basis.random_basis`` with ``scale``).
+
+The trusted basis (``trusted_basis``, for ``intervention: keep``): the dominant directions of
+the *clean* samples only (oracle-correct and not flagged by the fold's detector), ``k`` per
+module in V_real's geometry; its control is a random basis of the same shape and scale.
+
+Refresh (``projection.refresh_every``, ``policy_refresher``): ``d`` recomputed on the model as
+it is now, from the same frozen samples and flags. ``d`` is linear in the ``G_i``, so it is
+the gradient of ``Σ_i a_i L_i``: one backward, no per-sample gradient. The adam ``scale``
+stays the base extraction's (recomputing it would need every sample's own gradient again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..environment.modes import check_mode
+from ..environment.problems import Problem
 from .basis import Basis, orient
+from .extraction import ExtractConfig, weighted_completion_gradient
 
 GEOMETRIES = ("raw", "adam")
 FLAGS = ("real", "shuffled", "correct")
@@ -130,6 +141,31 @@ def dominant_basis(
     return Basis(vectors, values, {"kind": "dominant", **(meta or {})}, _kept_scale(scale, vectors))
 
 
+def trusted_rows(samples: pd.DataFrame, known_modes: Sequence[str]) -> np.ndarray:
+    """``[n]`` bool: the samples a trusted basis is built from, oracle-correct and not flagged
+    by the weak detector of ``known_modes``."""
+    return samples["oracle_correct"].astype(bool).to_numpy() & ~detector_flags(samples, known_modes)
+
+
+def trusted_basis(
+    grads: dict[str, torch.Tensor],
+    trusted: np.ndarray,
+    k: int,
+    modules: Sequence[str],
+    scale: dict[str, torch.Tensor] | None,
+    meta: dict | None = None,
+) -> Basis:
+    """The trusted basis of ``keep``: ``dominant_basis`` of the trusted rows' gradients
+    (``trusted: [n]`` bool), ``min(k, r)`` axes for each of ``modules``, read in ``scale``'s
+    geometry (V_real's). ValueError when no row is trusted."""
+    if not trusted.any():
+        raise ValueError("trusted basis: no policy sample is oracle-correct and unflagged")
+    rows = torch.as_tensor(np.flatnonzero(trusted))
+    ranks = {name: min(k, grads[name].shape[1]) for name in modules}
+    info = {"n_trusted": str(len(rows)), **(meta or {}), "kind": "trusted"}
+    return dominant_basis({name: grads[name][rows] for name in modules}, ranks, scale, info)
+
+
 def _in_geometry(x: torch.Tensor, scale: dict[str, torch.Tensor] | None, name: str) -> torch.Tensor:
     """``x: [..., r]`` of module ``name`` divided by its ``scale`` (unchanged without one)."""
     return x if scale is None else x / scale[name].double()
@@ -153,6 +189,62 @@ def flags_of(kind: str, samples: pd.DataFrame, known_modes: Sequence[str], seed:
     if kind == "correct":
         return samples["oracle_correct"].astype(bool).to_numpy()
     raise ValueError(f"policy source: basis kind {kind!r} is not one of {FLAGS}")
+
+
+def refresh_rows(flags: np.ndarray, groups: np.ndarray, n_rows: int, seed: int) -> np.ndarray:
+    """Sorted positions of at most ``n_rows`` samples to refresh a basis from: flagged samples
+    drawn uniformly with ``seed`` (among those whose prompt group has an unflagged one),
+    each paired with an unflagged sample of its group drawn without replacement (a flagged
+    sample whose group has none left is passed over). Every group of the subset is half
+    flagged, so its advantages are ±1/2 and ``d`` is half the sum of the paired
+    differences: the share of the gradient every completion has cancels inside each pair,
+    as it does in whole groups (in a uniform subset of rows it would not: the subset's
+    group means are off), and a group weighs in by its flagged samples, roughly as in ``d``."""
+    rng = np.random.default_rng(seed)
+    unflagged = {
+        code: rng.permutation(np.flatnonzero((groups == code) & ~flags)).tolist()
+        for code in np.unique(groups)
+    }
+    rows: list[int] = []
+    for i in rng.permutation(np.flatnonzero(flags)).tolist():
+        if len(rows) + 2 > n_rows:
+            break
+        if unflagged[groups[i]]:
+            rows += [i, unflagged[groups[i]].pop()]
+    return np.array(sorted(rows), dtype=np.int64)
+
+
+def policy_refresher(
+    samples: pd.DataFrame,
+    flags: np.ndarray,
+    problems: Sequence[Problem],
+    extract: ExtractConfig,
+    scale: dict[str, torch.Tensor] | None,
+    n_rows: int,
+    seed: int,
+    meta: dict | None = None,
+) -> Callable[[torch.nn.Module, object], Basis]:
+    """The refresh of a policy-source basis: ``policy_basis`` of the ``refresh_rows`` subset
+    (its own group advantages) at the model's current knobs, ``scale`` frozen (the base
+    basis's: a module without one is left out). Cost: one forward and backward of
+    ``n_rows`` completions. At zero knobs it is ``policy_basis`` of those rows' stored
+    gradients. ValueError when no prompt group has a flagged and an unflagged sample."""
+    groups = group_codes(samples)
+    rows = refresh_rows(flags, groups, n_rows, seed)
+    if not len(rows):
+        raise ValueError(
+            "refresh: no prompt group of the policy samples has both a flagged and an unflagged sample"
+        )
+    subset = samples.iloc[rows].reset_index(drop=True)
+    advantages = group_advantages(flags[rows], groups[rows])
+    info = {"refreshed": "1", "n_samples": str(len(rows)), **(meta or {})}
+
+    def refresh(model, tokenizer) -> Basis:
+        d = weighted_completion_gradient(model, tokenizer, subset, problems, extract, advantages)
+        kept = d if scale is None else {name: d[name] for name in scale}
+        return policy_basis({name: g.unsqueeze(0) for name, g in kept.items()}, torch.ones(1), scale, info)
+
+    return refresh
 
 
 def check_samples(

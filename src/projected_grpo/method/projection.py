@@ -12,7 +12,10 @@ hack-ward rows (``basis.Basis``):
     cout = ‖relu(V g')‖ / ‖g'‖
 
 Without ``preserve_magnitude``, ``g' + removed == g``; one-sided with overshoot 1 leaves
-``cout = 0``. Null baselines, the expected values for a random direction ``g``:
+``cout = 0``. ``keep_span`` is the other way round: ``g' = Vᵀ V g``, the part of ``g`` inside
+the span (a *trusted* basis), and ``removed`` everything outside it; so keep with ``V`` and
+the ungated erase with ``V`` add up to ``g``, and keep with a full basis (``k = r``) is the
+identity. Null baselines, the expected values for a random direction ``g``:
 ``null_overlap`` for the unsigned ``‖Vg‖/‖g‖`` (≈ SPEC's ``sqrt(k/r)``) and ``null_cin``
 for ``cin`` (≈ ``sqrt(k/2r)``: the relu keeps about half the axes); exact means, so they
 compare with means of ``cin`` over modules and steps.
@@ -92,6 +95,16 @@ def project(
             projected = projected * (g.norm() / norm)
     return Projected(
         projected, removed, hackward_share(g, v), hackward_share(projected, v), bool(torch.any(gated != 0))
+    )
+
+
+def keep_span(g: torch.Tensor, v: torch.Tensor) -> Projected:
+    """Keep only the component of ``g: [r]`` in the span of ``v: [k, r]`` (no gate: both
+    signs of every axis); ``removed`` is the rest, ``g' + removed == g``."""
+    kept = (v @ g) @ v
+    removed = g - kept
+    return Projected(
+        kept, removed, hackward_share(g, v), hackward_share(kept, v), bool(torch.any(removed != 0))
     )
 
 

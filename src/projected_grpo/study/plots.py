@@ -36,6 +36,10 @@ COLORS = {
     "vanilla_slow": "salmon",
     "vanilla_lr02": "lightsalmon",
     "vanilla_lr01": "peachpuff",
+    "route_random_V": "plum",
+    "erase_refresh": "lime",
+    "keep_trusted": "mediumblue",
+    "keep_random_V": "lightsteelblue",
 }
 
 
@@ -108,13 +112,15 @@ def _band(ax, frame: pd.DataFrame, column: str, label: str, color=None, linestyl
     ax.fill_between(mean.index, mean - sem, mean + sem, color=line.get_color(), alpha=0.18, linewidth=0)
 
 
-# Panels of the arm-curve figure: the method, its negative controls, the other baselines.
+# Panels of the arm-curve figure: the method, its negative controls, the other baselines, and
+# the trusted-subspace keep with its random-span control.
 PANELS = {
-    "projection": ["vanilla", "erase", "route", "erase_update"],
+    "projection": ["vanilla", "erase", "route", "erase_update", "erase_refresh"],
     "negative controls": ["vanilla", "erase", "erase_random_V", "erase_random_V_matched", "erase_shuffled_V",
                           "erase_nonhack_V"],
     "baselines": ["vanilla", "erase", "monitor_penalty", "monitor_screen", "vanilla_no_teacher", "erase_no_teacher",
                   "rl_baseline"],
+    "trusted subspace (keep)": ["vanilla", "erase", "keep_trusted", "keep_random_V"],
 }  # fmt: skip
 
 

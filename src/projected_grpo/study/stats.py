@@ -92,7 +92,8 @@ LOOPHOLE_RATES = ("hack_rate", "solve_rate", "exploit_given_attempt_rate", "hack
 
 # Per-step projection diagnostics a run row averages (SPEC §6).
 DIAGNOSTICS = ("cin", "cin_null", "cin_s", "cin_t", "cin_t_hack", "cin_t_correct", "cout", "cout_update",
-               "step_in_span", "fired_frac", "removed_norm", "basis_overlap", "dS_norm", "dS_hack_norm")  # fmt: skip
+               "step_in_span", "fired_frac", "removed_norm", "kept_share", "basis_overlap", "dS_norm",
+               "dS_hack_norm")  # fmt: skip
 
 
 # Per-step columns a run row also keeps at the last step: how far the knobs moved, and how

@@ -6,8 +6,9 @@ difference is not beyond noise. Every comparison is *paired*: the same seeds of 
 (same fold), differences per seed, their mean, SEM, 95 % CI and the paired t-test
 (``stats.paired_test``). "Beyond noise" is that test, two-sided, at the level ``alpha``
 (config ``verdict.alpha``), with the p-values Holm-adjusted within each family of
-comparisons: the projections against vanilla (H1), the controls, and, per comparison, the
-leave-one-mode-out folds. The thresholds (30 pp, 10 pp, 15 pp) are read off the mean
+comparisons: the projections against vanilla (H1), the controls, the refreshed V against the
+frozen one, the trusted-subspace keep against vanilla and against a random span, and, per
+comparison, the leave-one-mode-out folds. The thresholds (30 pp, 10 pp, 15 pp) are read off the mean
 paired difference, as preregistered.
 
 Each clause is ``PASS`` / ``FAIL`` / ``NOT EVALUABLE`` (an arm missing, fewer than two
@@ -60,6 +61,12 @@ ORACLES = ("erase_oracle_V",)
 # without hack signal), and the monitor baselines, which use the fold's weak detector too.
 LOMO_CONTROLS = {"erase": ("erase_random_V", "erase_dominant_V"), "route": ("route_random_V",)}
 MONITORS = ("monitor_penalty", "monitor_screen")
+# Families of (arm, comparison arm) clauses "arm's hack below the comparison's", each read
+# only where both arms ran: V re-read on the current model against the frozen V, and the
+# update kept inside the trusted (clean-sample) span against vanilla (the cut) and against
+# a random span of the same size (what the trusted basis adds beyond any small span).
+REFRESH = (("erase_refresh", "erase"),)
+KEEP = (("keep_trusted", "vanilla"), ("keep_trusted", "keep_random_V"))
 
 
 def paired(runs: pd.DataFrame, a: Arm, b: Arm, fold: str = "all", column_a=None, column_b=None) -> dict:
@@ -186,6 +193,20 @@ def oracle_rows(runs: pd.DataFrame, alpha: float, oracles: Sequence[str] = ORACL
     return tested_rows(family, alpha, "oracle comparisons")
 
 
+def pairwise_rows(
+    runs: pd.DataFrame, alpha: float, comparisons: Sequence[tuple[str, str]], label: str, fold="all"
+) -> list[dict]:
+    """``<label>: arm below other`` for each ``(arm, other)`` of ``comparisons`` whose two arms
+    both ran in ``fold`` (the others have no row), tested as one family (Holm over them)."""
+    present = set(runs.loc[runs["fold"] == fold, "arm"])
+    family = [
+        (f"{label}: {arm} below {other}", paired(runs, Arm(arm, arm), Arm(other, other), fold))
+        for arm, other in comparisons
+        if {arm, other} <= present
+    ]
+    return tested_rows(family, alpha, f"{label} comparisons")
+
+
 def held_out_separation(
     diagnostics: pd.DataFrame, kind: str = "real", metric: str = "auc_student_sum"
 ) -> dict:
@@ -279,14 +300,16 @@ def lomo_rows(
 def verdict_table(
     runs: pd.DataFrame, alpha: float, separation: dict | None = None, min_separation: float = 0.0
 ) -> pd.DataFrame:
-    """Every clause: H1 for each projection arm (fold all), the controls and the oracle
-    arms the runs have, each projection arm's LOMO folds (``separation``, ``min_separation``:
-    ``lomo_rows``),
+    """Every clause: H1 for each projection arm (fold all), the controls, the oracle arms
+    and the ``REFRESH`` and ``KEEP`` comparisons the runs have, each projection arm's LOMO
+    folds (``separation``, ``min_separation``: ``lomo_rows``),
     tested at ``alpha``. Columns ``COLUMNS``: clause, status, rule, n, a (arm mean), b
     (comparison mean), delta, sem, ci_low / ci_high (95 %), p, p_holm (tested clauses)."""
     present = set(runs["arm"])
     rows = h1_rows(runs, alpha) + control_rows(runs, alpha, [c for c in CONTROLS if c in present])
     rows += oracle_rows(runs, alpha, [a for a in ORACLES if a in present])
+    rows += pairwise_rows(runs, alpha, REFRESH, "refresh")
+    rows += pairwise_rows(runs, alpha, KEEP, "trusted subspace")
     lomo_arms = set(runs.loc[runs["fold"].str.startswith("without_"), "arm"])
     for projection in (p for p in PROJECTIONS if p.arm in lomo_arms):
         rows += lomo_rows(runs, alpha, projection, separation=separation, min_separation=min_separation)

@@ -202,13 +202,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# Re-extracts the hack basis from (model, tokenizer) as they are now.
+# Re-extracts the hack basis from (model, tokenizer) as they are now: ``refresher`` below for
+# source pairs, ``policy_source.policy_refresher`` for source policy.
 Refresh = Callable[[torch.nn.Module, object], Basis]
 
 
 def refresher(pairs: pd.DataFrame, problems: list[Problem], extract: ExtractConfig) -> Refresh:
-    """The ``refresh`` of a run: ``extract_basis`` on ``pairs`` with the stage's settings
-    (method svd: refreshing a gev basis would need the nuisance pairs too; ValueError)."""
+    """The ``refresh`` of a run with a pairs-source basis: ``extract_basis`` on ``pairs`` with
+    the stage's settings (method svd: refreshing a gev basis would need the nuisance pairs
+    too; ValueError)."""
     if extract.method != "svd":
         raise ValueError(
             f"extraction.method {extract.method!r}: a refreshed V is re-extracted with method svd only"
@@ -434,13 +436,15 @@ def train(
 def check_projection_inputs(
     projection: ProjectionConfig, basis: Basis | None, refresh: Refresh | None
 ) -> None:
-    """An intervention needs a basis; refreshing V needs a basis and the pairs (ValueError)."""
+    """An intervention needs a basis; refreshing V needs a basis and a refresh (ValueError)."""
     if basis is None and projection.intervention != "none":
         raise ValueError(f"projection.intervention={projection.intervention!r} needs a basis; none was given")
     if projection.refresh_every and basis is None:
         raise ValueError("projection.refresh_every > 0 needs a basis to refresh; none was given")
     if projection.refresh_every and refresh is None:
-        raise ValueError("projection.refresh_every > 0 needs the pairs to re-extract V from; none were given")
+        raise ValueError(
+            "projection.refresh_every > 0 needs the pairs or policy samples to re-extract V from; none were given"
+        )
 
 
 def check_inputs(config: TrainConfig, problems: list[Problem], pool: pd.DataFrame | None) -> list[Problem]:
