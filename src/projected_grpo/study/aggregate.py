@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from ..core.io import atomic_path, atomic_write_parquet, atomic_write_text
 from ..method.lomo_gate import held_out_separation
@@ -222,6 +221,8 @@ def interim(config_path: Path, results: Path, out: Path) -> str:
     """Write the two rules' outputs (relative paths as in ``results``) under ``out`` from the
     runs of ``config_path``'s schedule finished in ``results``; returns a one-line account.
     ValueError when the config lacks a key or nothing to compare with has finished yet."""
+    import yaml  # the CLI's only: the aggregate rule's environment (envs/plots.yaml) has no pyyaml
+
     config = yaml.safe_load(config_path.read_text())
     missing = [key for key in ("arms", "seeds", "method", "student") if key not in (config or {})]
     if missing or "folds" not in config["method"]:
