@@ -30,10 +30,15 @@ FOLDS = list(config["method"]["folds"])
 # Basis diagnostics (the basis_diagnostics jobs) - how many natural teacher-pool hacks and correct
 # completions, and how many of the base model's own samples, each fold's bases are read on.
 # A leave-one-mode-out fold tests transfer only when real V separated the held-out mode's hacks
-# before training (auc_student_sum at least min_held_out_auc); below it the verdict does not read the fold.
-DIAGNOSTICS = {"n_natural": 128, "n_ordinary": 1024, "seed": 0, "min_held_out_auc": 0.6} | config[
-    "method"
-].get("diagnostics", {})
+# before training (auc_student_sum at least min_held_out_auc, p < verdict.alpha; method/lomo_gate.py);
+# otherwise the verdict does not read the fold and, with untestable_folds: skip, its runs are not trained.
+DIAGNOSTICS = {
+    "n_natural": 128,
+    "n_ordinary": 1024,
+    "seed": 0,
+    "min_held_out_auc": 0.6,
+    "untestable_folds": "skip",
+} | config["method"].get("diagnostics", {})
 # The policy source of V (extraction.source policy): the base student's samples per train problem.
 # A refreshing arm re-reads `refresh_rows` of them, a seeded subset (policy_source.refresh_rows).
 POLICY = {"n_per_problem": 32, "seed": 0, "refresh_rows": 256} | config["method"].get("policy", {})
@@ -154,6 +159,24 @@ def train_settings(arm, seed, fold):
     changes = {k: v for k, v in arm_config(arm).items() if k not in ARM_KEYS}
     run = {"seed": int(seed), "known_modes": known_modes(fold), **COMPUTE}
     return merged(config["train"], changes) | run
+
+
+def gated(fold):
+    """Whether fold's runs wait for its basis diagnostics and train only if real V separated the
+    held-out mode's hacks (leave-one-mode-out folds under untestable_folds: skip)."""
+    return fold != "all" and DIAGNOSTICS["untestable_folds"] == "skip"
+
+
+def gate_diagnostics(wildcards):
+    """Rule train's diagnostics input: the fold's basis diagnostics where the gate applies."""
+    return [f"results/basis/{wildcards.fold}/diagnostics.csv"] if gated(wildcards.fold) else []
+
+
+def gate_settings(wildcards):
+    """Rule train's gate thresholds (lomo_gate.fold_gate), empty where the gate does not apply."""
+    if not gated(wildcards.fold):
+        return {}
+    return {"min_separation": DIAGNOSTICS["min_held_out_auc"], "alpha": config["verdict"]["alpha"]}
 
 
 def basis_file(arm, fold, key="basis"):

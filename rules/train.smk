@@ -1,5 +1,7 @@
-# GRPO runs (SPEC §5-6): one job per (fold, arm, seed); the emergence figure from the
-# fold-`all` runs of the emergence arms.
+# GRPO runs (SPEC §5-6): one job per (fold, arm, seed); a leave-one-mode-out run reads its
+# fold's basis diagnostics first and is not trained when V cannot test transfer there
+# (method.diagnostics.untestable_folds); the emergence figure from the fold-`all` runs of the
+# emergence arms.
 
 
 rule train:
@@ -12,6 +14,7 @@ rule train:
         basis=lambda wc: basis_file(wc.arm, wc.fold),
         match_basis=lambda wc: basis_file(wc.arm, wc.fold, "match_basis"),
         refresh=lambda wc: refresh_inputs(wc.arm, wc.fold),
+        diagnostics=gate_diagnostics,
     output:
         directory("results/runs/{fold}/{arm}/seed{seed}"),
     log:
@@ -32,6 +35,7 @@ rule train:
         # outside the output folder, which Snakemake deletes before rerunning a killed job
         checkpoint_dir="results/checkpoints/{fold}/{arm}/seed{seed}",
         sandbox=config["sandbox"],
+        gate=gate_settings,
     script:
         "../scripts/train.py"
 

@@ -7,19 +7,11 @@ import torch
 
 from projected_grpo.environment.families import builtin_bank
 from projected_grpo.environment.modes import MODES
-from projected_grpo.method.capture import SUBSETS, capture_table, lever_mask, subset_weights
+from projected_grpo.method.capture import SUBSETS, capture_table, subset_weights
 from projected_grpo.method.extraction import ExtractConfig, extract_basis
 from projected_grpo.policy.adapter import attach_knobs
 from projected_grpo.policy.loading import load_model
 from projected_grpo.pool.pairs import PairsConfig, build_pairs
-
-
-def test_lever_mask_marks_the_tokens_the_clean_code_lacks():
-    clean = [1, 2, 3, 4, 5]
-    hack = [9, 9, 1, 2, 3, 4, 5]  # lever first (module_first), then the same code
-    assert lever_mask(hack, clean) == [True, True, False, False, False, False, False]
-    inside = [1, 2, 7, 3, 4, 5]  # lever in the class body
-    assert lever_mask(inside, clean) == [False, False, True, False, False, False]
 
 
 def test_subsets_split_each_row_and_the_difference_weighs_hack_minus_clean():

@@ -6,7 +6,8 @@ for one span whatever its rows' signs or rotation and 0 for orthogonal spans.
 Extraction: per-completion gradients are those of each completion alone, in the live
 loss's normalisation, and leave ``dS.grad`` alone; ``V`` recovers a planted hack
 direction oriented hack-ward; swapping hack and clean negates ``V`` (same span); k,
-tau_axis and the noise floor prune as documented."""
+tau_axis and the noise floor prune as documented; ``tokens: branch`` reads each pair only
+where its completions diverge, which finds a hack direction the whole sequences bury."""
 
 from __future__ import annotations
 
@@ -31,9 +32,12 @@ from projected_grpo.method.basis import (
 from projected_grpo.method.extraction import (
     ExtractConfig,
     basis_from_differences,
+    branch_weights,
     completion_gradients,
     extract_basis,
     hack_differences,
+    loss_weights,
+    pair_gradients,
     split_by_problem,
     weighted_completion_gradient,
 )
@@ -247,9 +251,69 @@ def test_hack_differences_are_hack_minus_clean_rows_in_pair_order():
     torch.testing.assert_close(d, expected[:, None].expand(3, 2))
 
 
+R_PLANTED, SHARED, HACK = 32, 0, 5  # knob width; the direction every token carries; the planted hack
+
+
+def _planted_pairs(n_pairs: int, n_lever: int, n_code: int, seed: int = 0):
+    """Templated pairs at the gradient level: each clean completion is ``n_code`` code tokens,
+    its hack the same code after ``n_lever`` lever tokens. Every token's gradient carries
+    ``a · e_SHARED`` with a size ``a ~ N(0, 2²)`` of its own (it differs between the hack
+    and the clean row, whose contexts differ) plus small noise; only the lever tokens
+    carry the hack direction ``e_HACK``. Returns (completions, per-token gradients
+    ``[len, R]`` each, hack rows, clean rows)."""
+    gen = torch.Generator().manual_seed(seed)
+    completions, token_grads, hack, clean = [], [], [], []
+    for j in range(n_pairs):
+        code = (100 + torch.randint(0, 50, (n_code,), generator=gen)).tolist()
+        lever = [1000 + j % 7] * n_lever  # ids the code never uses
+        for ids, n_hack_tokens in ((lever + code, n_lever), (code, 0)):
+            g = 0.1 * torch.randn(len(ids), R_PLANTED, generator=gen, dtype=torch.float64)
+            g[:, SHARED] += 2.0 * torch.randn(len(ids), generator=gen, dtype=torch.float64)
+            g[:n_hack_tokens, HACK] += 1.0
+            completions.append(ids)
+            token_grads.append(g)
+        hack.append(2 * j)
+        clean.append(2 * j + 1)
+    return completions, token_grads, hack, clean
+
+
+def test_branch_tokens_find_a_hack_direction_that_the_whole_sequences_bury_under_a_shared_one():
+    """The issue's acceptance: with every token's gradient sharing one direction of varying
+    size, the SVD of whole-sequence differences is that direction (the shared code's
+    tokens differ between the rows by chance); read on the branch tokens (the lever), the
+    same SVD is the planted hack direction, oriented hack-ward."""
+    completions, token_grads, hack, clean = _planted_pairs(200, n_lever=10, n_code=60)
+    config = ExtractConfig(k=1, max_new_tokens=160)
+    whole = loss_weights(completions, config)
+    branch = branch_weights(whole, completions, hack, clean)
+    assert all(not any(branch[c]) for c in clean)  # a templated clean row has no branch token
+    assert all(sum(w > 0 for w in branch[h]) == 10 for h in hack)  # the hack row: its lever
+
+    def first_axis(weights):
+        g = torch.stack([torch.tensor(w, dtype=torch.float64) @ t for w, t in zip(weights, token_grads)])
+        return basis_from_differences({"m": g[hack] - g[clean]}, config).vectors["m"][0]
+
+    all_tokens, branch_tokens = first_axis(whole), first_axis(branch)
+    assert abs(float(all_tokens[SHARED])) > 0.9 and abs(float(all_tokens[HACK])) < 0.3
+    assert float(branch_tokens[HACK]) > 0.95  # |cos| with the planted direction, and hack-ward
+
+
+def test_branch_weights_keep_each_sides_own_tokens_at_the_live_losss_weight():
+    completions = [[1, 2, 9, 3], [1, 2, 3, 8], [5, 6], [5, 6]]  # a pool-like pair; an identical one
+    weights = loss_weights(completions, ExtractConfig(normalization="mean"))
+    kept = branch_weights(weights, completions, hack=[0, 2], clean=[1, 3])
+    assert kept == [[0, 0, 0.25, 0], [0, 0, 0, 0.25], [0, 0], [0, 0]]
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"k": 0}, "extraction.k"), ({"normalization": "max"}, "normalization"), ({"tau_axis": 2}, "tau_axis")],
+    [
+        ({"k": 0}, "extraction.k"),
+        ({"normalization": "max"}, "normalization"),
+        ({"tau_axis": 2}, "tau_axis"),
+        ({"tokens": "lever"}, "extraction.tokens"),
+        ({"tokens": "branch", "source": "policy"}, "extraction.tokens branch: for source pairs"),
+    ],
 )
 def test_bad_extraction_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -414,6 +478,7 @@ def test_an_svd_basis_records_its_settings_as_before_the_selective_fields_existe
         "remove_common",
     }  # fmt: skip
     assert json.loads(ExtractConfig(method="gev", null_draws=8).to_json())["method"] == "gev"
+    assert json.loads(ExtractConfig(tokens="branch").to_json())["tokens"] == "branch"
 
 
 @pytest.mark.parametrize(
@@ -455,3 +520,39 @@ def test_split_by_problem_gives_two_disjoint_halves_of_whole_problems():
     assert len(first) + len(second) == len(pairs) and len(first) and len(second)
     assert not set(first["problem_id"]) & set(second["problem_id"])
     assert first.groupby("pair_id").size().eq(2).all()  # pairs stay whole
+
+
+def test_branch_gradients_read_a_templated_pair_on_its_lever_and_leave_out_a_pair_without_one(organism):
+    """tokens branch on the organism: a templated hack row's gradient is its lever tokens'
+    (capture's ``lever`` subset at the live loss's weight), its clean row's is zero (no
+    completion is cut here: a hack cut at ``max_new_tokens`` would lose code its clean row
+    keeps), and a pair whose two completions are the same tokens is left out of the
+    basis's pairs."""
+    from projected_grpo.method.capture import subset_weights
+    from projected_grpo.method.extraction import encode_rows, token_weighted_gradients
+
+    tokenizer, model = organism
+    pairs = _pairs_frame(N_PAIRS)
+    same = (pairs["pair_id"] == 0) & (pairs["label"] == "hack")
+    pairs.loc[same, "completion"] = pairs.loc[(pairs["pair_id"] == 0) & ~same, "completion"].iloc[0]
+    uncut = 1024
+    config = ExtractConfig(k=2, max_new_tokens=uncut, tokens="branch")
+    grads, rows = pair_gradients(model, tokenizer, pairs, PROBLEMS, config)
+    assert sorted(rows["pair_id"].unique()) == list(range(1, N_PAIRS))
+    prompts, completions = encode_rows(tokenizer, rows, PROBLEMS, uncut)
+    assert max(len(c) for c in completions) < uncut
+    hack = [i for i, label in enumerate(rows["label"]) if label == "hack"]
+    lever = []
+    for i in hack:
+        (j,) = [k for k in range(len(rows)) if rows["pair_id"][k] == rows["pair_id"][i] and k != i]
+        lever.append([w / uncut for w in subset_weights(completions[i], completions[j], n_end=2)["lever"][0]])
+    expected = token_weighted_gradients(
+        model, pad_token_id(tokenizer), [prompts[i] for i in hack], [completions[i] for i in hack], lever, 0.7
+    )
+    for name, g in grads.items():
+        torch.testing.assert_close(g[hack], expected[name], rtol=1e-4, atol=1e-6 * float(g.abs().max()))
+        assert not torch.any(g[[i for i in range(len(rows)) if i not in hack]] != 0)
+    basis = extract_basis(model, tokenizer, pairs, PROBLEMS, config)
+    assert json.loads(basis.meta["pair_ids"]) == list(range(1, N_PAIRS))
+    with pytest.raises(ValueError, match="extraction.tokens branch: none of the 1 pairs"):
+        extract_basis(model, tokenizer, pairs[pairs["pair_id"] == 0], PROBLEMS, config)

@@ -347,3 +347,48 @@ def test_the_diagnostics_figure_draws_a_bar_per_fold_and_kind_with_its_null():
     heights = [b.get_height() for b in axes[0].patches]  # real per fold, then random per fold
     assert heights[:3] == [0.9, 0.8, 0.5] and math.isnan(heights[3])  # random has no without_sentinel row
     assert len(axes[2].collections) == 2  # one dashed null per kind
+
+
+def test_a_run_the_gate_kept_from_training_is_no_run_row_and_the_lomo_table_names_its_fold(tmp_path):
+    """training.train.skip_run writes a manifest only; stats reads its gate record, refuses
+    to make it a run row, and the LOMO table gives its fold one line saying why."""
+    import json
+
+    import pytest
+
+    from projected_grpo.study.plots import lomo_figure
+    from projected_grpo.study.stats import lomo_cells, lomo_table, run_row, skip_record
+    from projected_grpo.training.train import TrainConfig, skip_run
+
+    gate = {"held_out": "sentinel", "auc": 0.52, "p": 0.41, "min_held_out_auc": 0.6, "alpha": 0.05,
+            "separates": False}  # fmt: skip
+    run = tmp_path / "without_sentinel" / "route" / "seed41"
+    skip_run(TrainConfig(seed=41), "organism", run, gate)
+    assert [f.name for f in run.iterdir()] == ["manifest.json"]
+    assert json.loads((run / "manifest.json").read_text())["config"]["train"]["seed"] == 41
+    assert skip_record(run) == gate
+    assert skip_record(_run_dir(tmp_path, "vanilla", 41, 0.5)) is None  # trained (no manifest here)
+    with pytest.raises(ValueError, match="not trained"):
+        run_row(run)
+    trained = pd.DataFrame([
+        {"fold": "without_file_marker", "arm": "vanilla", "seed": s, "eval_loophole_hack_file_marker": 0.5,
+         "eval_loophole_exploit_given_attempt_file_marker": 0.5, "eval_loophole_hack_given_format_ok_file_marker": 0.5,
+         "eval_no_loophole_solve": 0.4, "eval_ablated_loophole_hack": None}
+        for s in (41, 42)
+    ])  # fmt: skip
+    untrained = pd.DataFrame([{"fold": "without_sentinel", "arm": "route", "seed": 41} | gate])
+    table = lomo_table(trained, {"file_marker": (0.9, 0.001)}, untrained)
+    assert list(table["held_out"]) == ["sentinel", "file_marker"] and list(table["n"]) == [0, 2]
+    note = "not trained: V did not separate the held-out mode's hacks before training (AUC 0.52, p 0.41;"
+    assert table["note"].iloc[0].startswith(note) and table["note"].iloc[1] == ""
+    cells = lomo_cells(table, 0.05)
+    assert cells["arm"].iloc[0] == table["note"].iloc[0] and cells["held_out_hack"].iloc[0] == "–"
+    assert cells["V separates held-out: AUC (p)"].tolist() == ["0.52 (0.41)", "0.90 (0.001)"]
+    assert cells["held_out_hack"].iloc[1].startswith("50.0 ± 0.0")
+    figure = lomo_figure(table, "caption")
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == [
+        "sentinel\n(not trained)",
+        "file_marker",
+    ]
+    only_untrained = lomo_figure(table.iloc[:1], "caption")
+    assert only_untrained.axes[0].texts[0].get_text().startswith("no leave-one-mode-out fold was trained")

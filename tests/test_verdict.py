@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -336,33 +335,32 @@ def test_a_lomo_fold_whose_basis_did_not_separate_the_held_out_mode_is_not_read(
     assert {r["status"] for r in missing} == {NOT_EVALUABLE}  # no diagnostics for the fold: not read either
 
 
-def test_held_out_separation_reads_real_vs_lomo_rows_of_the_diagnostics_table():
-    from projected_grpo.study.verdict import held_out_separation
-
-    table = pd.DataFrame({
-        "fold": ["all", "without_sentinel", "without_sentinel", "without_run_tests"],
-        "kind": ["real", "real", "random", "real"],
-        "auc_student_sum": [0.9, 0.7, 0.5, 0.55],
-        "student_hacks": [40, 10, 10, 0],
-        "student_rest": [400, 100, 100, 110],
-    })  # fmt: skip
-    separation = held_out_separation(table)
-    assert list(separation) == ["sentinel", "run_tests"]
-    auc, p = separation["sentinel"]
-    assert auc == 0.7 and p == pytest.approx(0.0188, abs=1e-4)  # z = 0.2 / sqrt(111 / 12000) = 2.08
-    assert math.isnan(separation["run_tests"][1])  # no held-out hack to rank
+def test_a_fold_the_gate_kept_from_training_is_not_evaluable_and_says_so():
+    """With method.diagnostics.untestable_folds: skip the fold's runs have no rows at all; the
+    verdict still lists the fold's clauses, NOT EVALUABLE, not trained."""
+    runs = _runs({"vanilla": VANILLA, "route": ([0.2] * 3, [0.3] * 3)})  # fold all only
+    untrained = pd.DataFrame(
+        {"fold": ["without_sentinel"] * 2, "arm": ["vanilla", "route"], "seed": [41, 41]}
+    )
+    table = verdict_table(runs, ALPHA, {"sentinel": (math.nan, math.nan)}, 0.6, untrained)
+    held_out = table[table["clause"].str.startswith("held-out sentinel")]
+    assert list(held_out["clause"]) == ["held-out sentinel: route (ablated) below vanilla"]
+    assert set(held_out["status"]) == {NOT_EVALUABLE}
+    assert "not a transfer test (the fold was not trained)" in held_out["rule"].iloc[0]
+    assert "AUC nan" in held_out["rule"].iloc[0]
 
 
-def test_the_auc_p_value_is_the_mann_whitney_normal_approximation():
-    from scipy.stats import mannwhitneyu
+def test_the_verdict_reads_a_fold_exactly_where_the_train_gate_would_train_it():
+    """One rule: for each diagnostics row, the verdict tests the fold iff lomo_gate.fold_gate
+    (what rule train reads) lets it train."""
+    from projected_grpo.method.lomo_gate import fold_gate, held_out_separation
 
-    from projected_grpo.study.verdict import auc_p_value
-
-    rng = np.random.default_rng(0)
-    hacks, rest = rng.normal(0.6, 1, 30), rng.normal(0, 1, 200)
-    auc = float((hacks[:, None] > rest[None, :]).mean())
-    reference = mannwhitneyu(
-        hacks, rest, alternative="greater", method="asymptotic", use_continuity=False
-    ).pvalue
-    assert auc_p_value(auc, 30, 200) == pytest.approx(reference, rel=1e-6)
-    assert auc_p_value(0.5, 30, 200) == pytest.approx(0.5)
+    runs = _lomo_runs(
+        {"vanilla": (0.3, 0.3, 0.3), "route": (0.25, 0.3, 0.28), "route_random_V": (0.3, 0.3, 0.3)}
+    )
+    for auc, hacks in ((0.8, 20), (0.6, 200), (0.59, 2000), (0.8, 2), (math.nan, 0)):
+        table = pd.DataFrame({"fold": ["without_sentinel"], "kind": ["real"], "auc_student_sum": [auc],
+                              "student_hacks": [hacks], "student_rest": [100]})  # fmt: skip
+        trains = fold_gate(table, "without_sentinel", 0.6, ALPHA)["separates"]
+        rows = lomo_rows(runs, ALPHA, separation=held_out_separation(table), min_separation=0.6)
+        assert ({r["status"] for r in rows} != {NOT_EVALUABLE}) is trains, (auc, hacks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -437,6 +438,50 @@ def test_the_policy_source_and_the_oracle_run_on_the_tiny_organism(tiny_dag, tmp
         assert "kept_share" in steps, arm
     manifest = json.loads((work / "results/runs/all/erase_update_oracle_V/seed41/manifest.json").read_text())
     assert manifest["config"]["basis"]["basis"]["meta"]["kind"] == "oracle"
+
+
+@pytest.mark.timeout(1500)  # the shared DAG run's setup counts here
+def test_a_lomo_fold_whose_v_cannot_test_transfer_is_not_trained_by_default(tiny_dag, tmp_path):
+    """On a copy of the tiny DAG (results and Snakemake's records), the gate switched on
+    (method.diagnostics.untestable_folds: skip, config.yaml's default; the tiny config trains).
+    The tiny student writes no hack, so real V separates none of the held-out mode's (AUC NaN):
+    the switch reruns the fold's runs and none of fold all's, each writes only a manifest saying
+    why, the summary leaves them out, and the LOMO table and the verdict name the fold."""
+    assert tiny_dag.result.returncode == 0, tiny_dag.result.stdout[-3000:]
+    work = tmp_path / "work"
+    shutil.copytree(tiny_dag.workdir, work, symlinks=True)
+    config = yaml.safe_load((work / ".test" / "config.yaml").read_text())
+    assert config["method"]["diagnostics"] == {"untestable_folds": "train"}
+    config["method"]["diagnostics"]["untestable_folds"] = "skip"
+    # key order kept: a dict parameter's order is part of what Snakemake records (sorted keys rerun all)
+    (work / "skip.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(work / "Snakefile"), "--directory", str(work),
+        "--configfile", str(work / "skip.yaml"), "--cores", "2",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lomo_arms = ("vanilla", "route", "route_random_V")
+    log = result.stdout + result.stderr
+    rerun = set(re.findall(r"output: results/runs/(\S+)", log))
+    assert rerun == {f"without_sentinel/{arm}/seed41" for arm in lomo_arms}, log[-3000:]
+    assert not re.search(r"rule basis_diagnostics:", log)  # read, not rebuilt
+    for arm in lomo_arms:
+        run = work / f"results/runs/without_sentinel/{arm}/seed41"
+        assert {f.name for f in run.iterdir() if not f.name.startswith(".")} == {"manifest.json"}
+        skipped = json.loads((run / "manifest.json").read_text())["skipped"]
+        assert skipped["held_out"] == "sentinel" and skipped["separates"] is False
+        assert math.isnan(skipped["auc"]) and skipped["min_held_out_auc"] == 0.6
+    assert set(pd.read_parquet(work / "results/summary.parquet")["fold"]) == {"all"}
+    assert (
+        "| sentinel | nan (nan) | without_sentinel | not trained: V did not separate"
+        in (work / "results/tables/lomo.md").read_text()
+    )
+    verdict = (work / "results/tables/verdict.md").read_text()
+    assert "| held-out sentinel: route (ablated) below vanilla | **NOT EVALUABLE** |" in verdict
+    assert "(the fold was not trained)" in verdict
+    again = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_the_default_projects_the_adamw_step_and_erase_grad_the_gradient():

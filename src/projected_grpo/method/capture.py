@@ -4,8 +4,8 @@ A V that suppresses hacking might encode the loophole itself, or a surface featu
 happens to separate the pairs (e.g. "do not stop after the code"). For the templated
 pairs (hack = the clean code plus a lever), the completion tokens split into subsets:
 
-- ``lever``: tokens of the hack with no counterpart in the clean code (``difflib`` on the
-  token ids), i.e. the loophole;
+- ``lever``: tokens of the hack with no counterpart in the clean code (``branch``: the
+  hack side of the pair's branch tokens), i.e. the loophole;
 - ``hack_code`` / ``clean_code``: the code both share, in the hack and in the clean row;
 - ``hack_end`` / ``clean_end``: the last ``n_end`` tokens of each row (closing the fence,
   where the model decides to stop);
@@ -19,7 +19,6 @@ random direction). Reported as the mean over modules with a basis.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,25 +29,16 @@ from ..environment.problems import Problem
 from ..policy.sampler import pad_token_id
 from ..pool.pairs import check_pairs
 from .basis import Basis
+from .branch import branch_masks
 from .extraction import ExtractConfig, encode_rows, token_weighted_gradients
 
 SUBSETS = ("lever", "hack_code", "clean_code", "hack_end", "clean_end", "difference")
 
 
-def lever_mask(hack_ids: list[int], clean_ids: list[int]) -> list[bool]:
-    """``[len(hack_ids)]``: True on hack tokens with no counterpart in ``clean_ids``."""
-    mask = [True] * len(hack_ids)
-    matcher = difflib.SequenceMatcher(None, clean_ids, hack_ids, autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for j in range(block.b, block.b + block.size):
-            mask[j] = False
-    return mask
-
-
 def subset_weights(hack_ids: list[int], clean_ids: list[int], n_end: int) -> dict[str, tuple[list, list]]:
     """Per subset, the (hack row, clean row) token weights: 1 on the subset's tokens, 0
     elsewhere; ``difference`` weighs the hack row +1 and the clean row -1."""
-    lever = lever_mask(hack_ids, clean_ids)
+    lever, _ = branch_masks(hack_ids, clean_ids)
     end_h = [t >= len(hack_ids) - n_end for t in range(len(hack_ids))]
     end_c = [t >= len(clean_ids) - n_end for t in range(len(clean_ids))]
     zeros_h, zeros_c = [0.0] * len(hack_ids), [0.0] * len(clean_ids)

@@ -4,7 +4,9 @@ For each completion of the pairs (``pairs.PAIR_COLUMNS``): the loss on its compl
 tokens, ``-Σ_t log p(token)`` divided by the live loss's fixed denominator
 (``normalization="sum"``; ``"mean"`` divides by the completion's own length instead, which
 biases ``V`` toward short hacks), and its gradient on every module's ``dS``, ``[r]``. One
-backward per batch gives every row its own gradient (``adapter.split_rows``).
+backward per batch gives every row its own gradient (``adapter.split_rows``). With
+``tokens: branch`` a pair's rows are read only on its branch tokens (``branch``: where the
+two completions diverge; the hack row's lever, the clean row's tokens the hack lacks).
 
 Per module: ``D = G_hack - G_clean`` (``[n_pairs, r]``), ``V`` = the top-``k`` right
 singular vectors of ``D``, each oriented hack-ward by majority vote over the pairs
@@ -20,6 +22,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -30,15 +33,18 @@ from ..policy.logprobs import pack_sequences, token_logprobs
 from ..policy.sampler import pad_token_id
 from ..pool.pairs import check_pairs
 from .basis import Basis, orient
+from .branch import branch_masks
 from .selective import selective_axes
 
 NORMALIZATIONS = ("sum", "mean")
 METHODS = ("svd", "gev")
 SOURCES = ("pairs", "policy")
+TOKENS = ("all", "branch")
 # Fields added after the first study: recorded in a basis's settings only when they differ
 # from these defaults, so an svd basis is byte for byte the file it was before they existed.
 LATER_FIELDS = {
     "method": "svd", "shrinkage": 0.3, "null_draws": 0, "null_quantile": 0.95, "source": "pairs", "geometry": "raw",
+    "tokens": "all",
 }  # fmt: skip
 
 
@@ -60,7 +66,9 @@ class ExtractConfig:
     source: ``pairs`` (the contrastive pairs, as above) or ``policy`` (the flag-advantage
     policy gradient of the student's own samples, one axis per module: ``policy_source``;
     ``k`` then bounds the dominant control's axes); geometry (policy source): ``raw`` or
-    ``adam`` (read in the coordinates AdamW steps in, for ``project_target: update``)."""
+    ``adam`` (read in the coordinates AdamW steps in, for ``project_target: update``).
+    tokens (source pairs): ``all`` (every completion token) or ``branch`` (each pair's
+    branch tokens only: ``pair_gradients``)."""
 
     k: int = 4
     normalization: str = "sum"
@@ -76,8 +84,15 @@ class ExtractConfig:
     null_quantile: float = 0.95
     source: str = "pairs"
     geometry: str = "raw"
+    tokens: str = "all"
 
     def __post_init__(self) -> None:
+        if self.tokens not in TOKENS:
+            raise ValueError(f"extraction.tokens: expected one of {TOKENS}, got {self.tokens!r}")
+        if self.tokens == "branch" and self.source != "pairs":
+            raise ValueError(
+                "extraction.tokens branch: for source pairs (the policy source's samples are not pairs)"
+            )
         if self.source not in SOURCES:
             raise ValueError(f"extraction.source: expected one of {SOURCES}, got {self.source!r}")
         if self.geometry not in ("raw", "adam"):
@@ -165,6 +180,57 @@ def loss_weights(completions: list[list[int]], config: ExtractConfig) -> list[li
     if config.normalization == "mean":
         return [[1.0 / max(1, len(c))] * len(c) for c in completions]
     return [[1.0 / config.max_new_tokens] * len(c) for c in completions]
+
+
+def branch_weights(
+    weights: list[list[float]], completions: list[list[int]], hack: Sequence[int], clean: Sequence[int]
+) -> list[list[float]]:
+    """``weights`` (one list per completion) with every token outside its pair's branch
+    tokens set to 0: for the pair of rows ``(hack[j], clean[j])``, the hack row keeps the
+    tokens the clean one has no counterpart for, and the clean row those the hack lacks
+    (``branch.branch_masks``; none for a templated pair, whose hack is its clean code plus a
+    lever). The live loss's normalisation is kept: a kept token weighs what it weighs there."""
+    out = [list(w) for w in weights]
+    for h, c in zip(hack, clean):
+        mask_h, mask_c = branch_masks(completions[h], completions[c])
+        out[h] = [w if keep else 0.0 for w, keep in zip(weights[h], mask_h)]
+        out[c] = [w if keep else 0.0 for w, keep in zip(weights[c], mask_c)]
+    return out
+
+
+def pair_gradients(
+    model, tokenizer, pairs: pd.DataFrame, problems: Sequence[Problem], config: ExtractConfig
+) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
+    """``({module: [n, r]}, rows)``: the gradients the extraction reads, one per row of
+    ``rows``. ``tokens: all``: ``completion_gradients`` of every row of ``pairs`` (``rows`` is
+    ``pairs``). ``tokens: branch``: each row's loss over its pair's branch tokens only
+    (``branch_weights``); a pair whose two completions do not diverge (both cut to the same
+    tokens at ``max_new_tokens``) has nothing to contribute and is left out of ``rows``
+    (ValueError when no pair is left)."""
+    if config.tokens == "all":
+        return completion_gradients(model, tokenizer, pairs, problems, config), pairs
+    prompts, completions = encode_rows(tokenizer, pairs, problems, config.max_new_tokens)
+    hack, clean = (rows.tolist() for rows in pair_rows(pairs))
+    weights = branch_weights(loss_weights(completions, config), completions, hack, clean)
+    diverging = [any(weights[h]) or any(weights[c]) for h, c in zip(hack, clean)]
+    keep = np.zeros(len(pairs), dtype=bool)
+    keep[[i for h, c, d in zip(hack, clean, diverging) if d for i in (h, c)]] = True
+    if not keep.any():
+        raise ValueError(
+            f"extraction.tokens branch: none of the {len(hack)} pairs has a token where its hack and clean "
+            "completions diverge"
+        )
+    rows = np.flatnonzero(keep).tolist()
+    grads = token_weighted_gradients(
+        model,
+        pad_token_id(tokenizer),
+        [prompts[i] for i in rows],
+        [completions[i] for i in rows],
+        [weights[i] for i in rows],
+        config.temperature,
+        config.batch_size,
+    )
+    return grads, pairs[keep].reset_index(drop=True)
 
 
 def encode_rows(
@@ -378,14 +444,16 @@ def extract_basis(
 ) -> Basis:
     """``V`` for ``model`` (as it is now: callers ablate the quarantine when they need to).
     ``nuisance_pairs`` (method gev): pairs whose differences are nuisance variation (two
-    clean completions per prompt)."""
+    clean completions per prompt), read on the same tokens as the pairs (``config.tokens``).
+    The metadata's ``pair_ids`` are the pairs the basis was built from (under ``tokens:
+    branch``, those whose completions diverge)."""
     if config.method == "gev" and nuisance_pairs is None:
         raise ValueError("extraction.method gev needs nuisance pairs (clean-vs-clean); none were given")
-    grads = completion_gradients(model, tokenizer, pairs, problems, config)
+    grads, pairs = pair_gradients(model, tokenizer, pairs, problems, config)
     ids = sorted(int(i) for i in pairs["pair_id"].unique())
     info = {"n_pairs": str(len(ids)), "pair_ids": json.dumps(ids), **(meta or {})}
     if config.method == "gev":
-        nuisance_grads = completion_gradients(model, tokenizer, nuisance_pairs, problems, config)
+        nuisance_grads, nuisance_pairs = pair_gradients(model, tokenizer, nuisance_pairs, problems, config)
         nuisance = hack_differences(nuisance_grads, nuisance_pairs)
         return selective_basis(grads, pairs, nuisance, config, info)
     common = (

@@ -8,7 +8,9 @@ report's front page. ``write_arm_figures`` (rule ``arm_figures``): the training 
 have finished so far (a run folder is finished when its ``manifest.json``, written last,
 exists), into another folder, so a study that takes hours (or GPU days) can be read while it
 trains; every caption then says how many of the scheduled runs it holds, and each table's
-``n`` column says how many seeds each row has.
+``n`` column says how many seeds each row has. A run folder the leave-one-mode-out gate
+kept from training (``stats.skip_record``) is no row of the summary: the LOMO table names
+its fold as not trained, and the verdict reads the fold as NOT EVALUABLE.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from ..core.io import atomic_path, atomic_write_parquet, atomic_write_text
+from ..method.lomo_gate import held_out_separation
 from .front_page import front_page
 from .plots import (
     arm_curves_figure,
@@ -33,16 +35,18 @@ from .plots import (
 )
 from .schedule import scheduled_runs
 from .stats import (
-    LOMO_METRICS,
     arm_cells,
     arm_table,
+    lomo_cells,
     lomo_table,
     markdown_table,
     paired_differences,
+    run_ids,
     run_row,
+    skip_record,
     with_deployed_rows,
 )
-from .verdict import held_out_separation, markdown_verdict, verdict_table
+from .verdict import markdown_verdict, verdict_table
 
 # Columns of results/tables/arms.* (stats.run_row names): rates, then projection health.
 TABLE_METRICS = (
@@ -112,12 +116,19 @@ def write_aggregate(
     min_separation: float,
     note: str = "",
 ) -> pd.DataFrame:
-    """Write every ``AGGREGATE_OUTPUTS`` key of ``outputs`` from the run folders ``runs``;
+    """Write every ``AGGREGATE_OUTPUTS`` key of ``outputs`` from the run folders ``runs``
+    (those the leave-one-mode-out gate kept from training are named, not summarised);
     ``diagnostics``: the basis diagnostics table (how well real V separated each held-out
     mode before training, ``min_separation`` the AUC a fold needs to be read); ``note``
     goes in front of every caption. Returns the verdict table."""
     separation = held_out_separation(pd.read_csv(diagnostics))
-    summary = pd.DataFrame([run_row(run) for run in runs])
+    skipped = {run: skip_record(run) for run in runs}
+    trained = [run for run, record in skipped.items() if record is None]
+    untrained = pd.DataFrame(
+        [run_ids(run) | record for run, record in skipped.items() if record is not None],
+        columns=["fold", "arm", "seed", "held_out", "auc", "p", "min_held_out_auc", "alpha", "separates"],
+    )
+    summary = pd.DataFrame([run_row(run) for run in trained])
     atomic_write_parquet(summary, outputs["summary"])
     rows = with_deployed_rows(summary)
     table = arm_table(rows, TABLE_METRICS)
@@ -126,7 +137,7 @@ def write_aggregate(
                       outputs["md"])  # fmt: skip
     table1 = arm_table(rows, TABLE1_METRICS)
     atomic_write_text(table1.to_csv(index=False), outputs["table1_csv"])
-    train = json.loads((Path(runs[0]) / "manifest.json").read_text())["config"]["train"]
+    train = json.loads((Path(trained[0]) / "manifest.json").read_text())["config"]["train"]
     substrate = note + substrate_caption(student, train, sorted(summary["seed"].unique().tolist()))
     caption = (
         substrate
@@ -153,12 +164,8 @@ def write_aggregate(
     )
     _save(tradeoff_figure(deltas, tradeoff_caption, ys=HACK_RATES), outputs, "tradeoff")
 
-    lomo = lomo_table(summary, separation)
+    lomo = lomo_table(summary, separation, untrained)
     atomic_write_text(lomo.to_csv(index=False), outputs["lomo_csv"])
-    lomo_cells = arm_cells(lomo, LOMO_METRICS, alpha, LOMO_METRICS)
-    lomo_cells.insert(0, "V separates held-out: AUC (p)",
-                      [f"{a:.2f} ({p:.2g})" for a, p in zip(lomo["held_out_auc"], lomo["held_out_auc_p"])])  # fmt: skip
-    lomo_cells.insert(0, "held_out", lomo["held_out"].tolist())
     lomo_caption = substrate + (
         " Leave-one-mode-out: V, teacher pool and monitor know the other three modes; training uses all four."
         " held_out_hack = the held-out mode's eval hack rate, held_out_exploit_given_attempt and"
@@ -166,12 +173,16 @@ def write_aggregate(
         f" vanilla ± SEM, [95 % CI], p_Holm over the fold's arms; * = p_Holm < α = {alpha:g}."
         " V separates held-out = AUC of real V's summed first-axis score, the held-out mode's hacks vs its other"
         " samples of the base student, before training, and its one-sided p against chance; below"
-        f" {min_separation:g} or with p >= α the fold cannot test transfer and the verdict does not read it."
+        f" {min_separation:g} or with p >= α the fold cannot test transfer and the verdict does not read it;"
+        " a fold whose runs were not trained for that reason (method.diagnostics.untestable_folds: skip)"
+        " says so in place of its arms."
     )
-    atomic_write_text("LOMO table. " + lomo_caption + "\n\n" + markdown_table(lomo_cells), outputs["lomo_md"])
+    atomic_write_text(
+        "LOMO table. " + lomo_caption + "\n\n" + markdown_table(lomo_cells(lomo, alpha)), outputs["lomo_md"]
+    )
     _save(lomo_figure(lomo, lomo_caption), outputs, "lomo")
 
-    verdict = verdict_table(summary, alpha, separation, min_separation)
+    verdict = verdict_table(summary, alpha, separation, min_separation, untrained)
     atomic_write_text(verdict.to_csv(index=False), outputs["verdict_csv"])
     atomic_write_text(markdown_verdict(verdict), outputs["verdict_md"])
     atomic_write_text(front_page(verdict, table1_cells, caption, description), outputs["front_page"])
@@ -210,6 +221,8 @@ def interim(config_path: Path, results: Path, out: Path) -> str:
     """Write the two rules' outputs (relative paths as in ``results``) under ``out`` from the
     runs of ``config_path``'s schedule finished in ``results``; returns a one-line account.
     ValueError when the config lacks a key or nothing to compare with has finished yet."""
+    import yaml  # the CLI's only: the aggregate rule's environment (envs/plots.yaml) has no pyyaml
+
     config = yaml.safe_load(config_path.read_text())
     missing = [key for key in ("arms", "seeds", "method", "student") if key not in (config or {})]
     if missing or "folds" not in config["method"]:

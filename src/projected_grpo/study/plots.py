@@ -202,24 +202,28 @@ def table_figure(cells: pd.DataFrame, title: str, caption: str):
 
 def lomo_figure(lomo: pd.DataFrame, caption: str):
     """One panel per rate of ``stats.LOMO_METRICS``, bars per held-out mode: the rate for
-    each arm of the fold (mean ± SEM over seeds). ``lomo``: ``stats.lomo_table``."""
-    if lomo.empty:
+    each arm of the fold (mean ± SEM over seeds); a fold that was not trained keeps its
+    place, labelled so. ``lomo``: ``stats.lomo_table``."""
+    trained = lomo[lomo["note"] == ""]
+    if trained.empty:
         fig, ax = plt.subplots(figsize=(8, 4))
-        ax.text(0.5, 0.5, "no leave-one-mode-out folds in this configuration", ha="center", va="center")
+        text = "no leave-one-mode-out fold was trained" if len(lomo) else "no leave-one-mode-out folds"
+        ax.text(0.5, 0.5, f"{text} in this configuration", ha="center", va="center")
         ax.axis("off")
         fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
         return fig
     fig, axes = plt.subplots(1, len(LOMO_METRICS), figsize=(5 * len(LOMO_METRICS), 4.2), sharey=True)
     modes = list(dict.fromkeys(lomo["held_out"]))
-    arms = list(dict.fromkeys(lomo["arm"]))
+    labels = [m if m in set(trained["held_out"]) else f"{m}\n(not trained)" for m in modes]
+    arms = list(dict.fromkeys(trained["arm"]))
     width = 0.8 / len(arms)
     for ax, metric in zip(axes, LOMO_METRICS):
         for i, arm in enumerate(arms):
-            rows = lomo[lomo["arm"] == arm].set_index("held_out").reindex(modes)
+            rows = trained[trained["arm"] == arm].set_index("held_out").reindex(modes)
             x = [m + i * width for m in range(len(modes))]
             ax.bar(x, rows[f"{metric}_mean"], width, yerr=rows[f"{metric}_sem"].fillna(0), label=arm,
                    color=COLORS.get(arm.removesuffix("_ablated")), alpha=0.6 if arm.endswith("_ablated") else 1.0)  # fmt: skip
-        ax.set_xticks([m + 0.4 - width / 2 for m in range(len(modes))], modes, fontsize=7)
+        ax.set_xticks([m + 0.4 - width / 2 for m in range(len(modes))], labels, fontsize=7)
         ax.set_title(metric, fontsize=9)
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("rate on the held-out problems (eval)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..environment.modes import MODES
+from ..method.lomo_gate import SKIPPED, untestable_reason
 from ..policy.evaluate import summarize
 
 # Acceptance of emergence under vanilla GRPO (issue: "vanilla GRPO makes the organism hack").
@@ -54,20 +56,36 @@ def emergence_checks(summary: dict, window: int = WINDOW) -> dict:
     return {name: {"value": float(v), "pass": bool(ok)} for name, (v, ok) in checks.items()}
 
 
+def run_ids(run_dir: str | Path) -> dict:
+    """``fold``, ``arm``, ``seed`` of a run folder ``.../{fold}/{arm}/seed{seed}``."""
+    run_dir = Path(run_dir)
+    return {
+        "fold": run_dir.parent.parent.name,
+        "arm": run_dir.parent.name,
+        "seed": int(run_dir.name.removeprefix("seed")),
+    }
+
+
+def skip_record(run_dir: str | Path) -> dict | None:
+    """The leave-one-mode-out gate's record of a run folder written without training (its
+    ``manifest.json``'s ``lomo_gate.SKIPPED`` entry: ``lomo_gate.fold_gate``'s numbers);
+    None for a trained run (or a folder without a manifest)."""
+    path = Path(run_dir) / "manifest.json"
+    return json.loads(path.read_text()).get(SKIPPED) if path.is_file() else None
+
+
 def run_row(run_dir: str | Path) -> dict:
     """One finished run (``results/runs/{fold}/{arm}/seed{seed}``) as one flat row: ids,
     training rates (first step, last ``WINDOW`` steps), post-training eval rates read from
     the graded eval completions (loophole: hack, solve, P(exploit | attempt), P(hack |
     format_ok), each also per mode; no_loophole: solve; route: also with the quarantine
-    ablated), and the projection diagnostics averaged over steps (NaN where absent)."""
+    ablated), and the projection diagnostics averaged over steps (NaN where absent).
+    ValueError for a run the gate kept from training (``skip_record``): it has no row."""
     run_dir = Path(run_dir)
+    if skip_record(run_dir) is not None:
+        raise ValueError(f"{run_dir}: not trained (the leave-one-mode-out gate skipped it): no run row")
     steps = pd.read_parquet(run_dir / "steps.parquet")
-    row = {
-        "fold": run_dir.parent.parent.name,
-        "arm": run_dir.parent.name,
-        "seed": int(run_dir.name.removeprefix("seed")),
-    }
-    row |= run_summary(steps)
+    row = run_ids(run_dir) | run_summary(steps)
     for suffix, name in (("", "eval"), ("_ablated", "eval_ablated")):
         path = run_dir / f"eval_completions{suffix}.parquet"
         variants = summarize(pd.read_parquet(path))["variants"] if path.is_file() else {}
@@ -254,16 +272,31 @@ LOMO_METRICS = ("held_out_hack", "held_out_exploit_given_attempt", "held_out_hac
                 "eval_no_loophole_solve")  # fmt: skip
 
 
-def lomo_table(runs: pd.DataFrame, separation: dict | None = None) -> pd.DataFrame:
+def lomo_table(
+    runs: pd.DataFrame, separation: dict | None = None, untrained: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Leave-one-mode-out: per held-out mode (fold ``without_<mode>``) and arm (route arms
     also as ``<arm>_ablated``), ``LOMO_METRICS`` (the held-out mode's post-training rates,
     the no-loophole solve rate), mean ± SEM over seeds, with the paired Δ to vanilla; with
-    ``separation`` (``verdict.held_out_separation``), the fold's ``held_out_auc`` and its
-    p against chance: how well V told the held-out mode's hacks apart before training."""
+    ``separation`` (``lomo_gate.held_out_separation``), the fold's ``held_out_auc`` and its
+    p against chance: how well V told the held-out mode's hacks apart before training.
+    ``untrained``: rows (``fold``, ``arm``, ``seed`` and the gate's ``auc``, ``p``,
+    ``min_held_out_auc``, ``alpha``: ``skip_record``) of runs the gate kept from training;
+    a fold with no trained run gets one row, ``n`` 0, whose ``note`` says why (the other
+    rows' note is empty)."""
     rows = []
     runs = with_deployed_rows(runs)
+    untrained = untrained if untrained is not None else pd.DataFrame(columns=["fold"])
     for mode in MODES:
         fold = runs[runs["fold"] == f"without_{mode}"]
+        skipped = untrained[untrained["fold"] == f"without_{mode}"]
+        if fold.empty and not skipped.empty:
+            gate = skipped.iloc[0]
+            note = "not trained: " + untestable_reason(
+                gate["auc"], gate["p"], gate["min_held_out_auc"], gate["alpha"]
+            )
+            rows.append(pd.DataFrame([{"held_out": mode, "held_out_auc": gate["auc"], "held_out_auc_p": gate["p"],
+                                       "fold": f"without_{mode}", "arm": "", "n": 0, "note": note}]))  # fmt: skip
         if fold.empty:
             continue
         held_out = fold.assign(**{
@@ -272,10 +305,27 @@ def lomo_table(runs: pd.DataFrame, separation: dict | None = None) -> pd.DataFra
         })  # fmt: skip
         auc, p = (separation or {}).get(mode, (math.nan, math.nan))
         rows.append(
-            arm_table(held_out, LOMO_METRICS).assign(held_out=mode, held_out_auc=auc, held_out_auc_p=p)
+            arm_table(held_out, LOMO_METRICS).assign(
+                held_out=mode, held_out_auc=auc, held_out_auc_p=p, note=""
+            )
         )
     columns = ["held_out", "held_out_auc", "held_out_auc_p", "fold", "arm", "n"]
     if not rows:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[*columns, "note"])
     out = pd.concat(rows, ignore_index=True)
     return out[columns + [c for c in out.columns if c not in columns]]
+
+
+def lomo_cells(lomo: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """``lomo_table`` as text cells (``arm_cells``, rates in %) behind the held-out mode and
+    how well V separated it before training (AUC and p); a fold that was not trained shows
+    its ``note`` in the arm column and no rates."""
+    trained = (lomo["note"] == "").to_numpy()
+    cells = pd.DataFrame({"fold": lomo["fold"], "arm": lomo["note"], "n": lomo["n"].astype(str)})
+    cells[list(LOMO_METRICS)] = "–"
+    if trained.any():
+        cells.loc[trained] = arm_cells(lomo[trained], LOMO_METRICS, alpha, LOMO_METRICS).to_numpy()
+    cells.insert(0, "V separates held-out: AUC (p)",
+                 [f"{a:.2f} ({p:.2g})" for a, p in zip(lomo["held_out_auc"], lomo["held_out_auc_p"])])  # fmt: skip
+    cells.insert(0, "held_out", lomo["held_out"].tolist())
+    return cells.reset_index(drop=True)

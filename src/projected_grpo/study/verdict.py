@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..environment.modes import MODES
+from ..method.lomo_gate import separates, untestable_reason
 from .stats import holm, paired_test
 
 PASS, FAIL, NOT_EVALUABLE = "PASS", "FAIL", "NOT EVALUABLE"
@@ -207,41 +208,20 @@ def pairwise_rows(
     return tested_rows(family, alpha, f"{label} comparisons")
 
 
-def held_out_separation(
-    diagnostics: pd.DataFrame, kind: str = "real", metric: str = "auc_student_sum"
-) -> dict:
-    """``{held-out mode: (auc, p)}``: how well basis ``kind`` separated the held-out mode's
-    hacks from its other samples in fold ``without_<mode>`` before any training (the basis
-    diagnostics table's rows; modes without a row are left out), and the one-sided p of that
-    AUC against chance (``auc_p_value`` on the row's hack and other counts)."""
-    rows = diagnostics[(diagnostics["kind"] == kind) & diagnostics["fold"].str.startswith("without_")]
-    return {
-        row.fold.removeprefix("without_"): (
-            float(getattr(row, metric)),
-            auc_p_value(getattr(row, metric), row.student_hacks, row.student_rest),
-        )
-        for row in rows.itertuples()
-    }
-
-
-def auc_p_value(auc: float, n_positive: int, n_negative: int) -> float:
-    """One-sided p of an AUC above 0.5 when the labels carry no information: the
-    Mann-Whitney statistic's normal approximation, ``sd = sqrt((n1 + n2 + 1) / (12 n1 n2))``
-    (NaN without both classes)."""
-    if not n_positive or not n_negative or math.isnan(auc):
-        return math.nan
-    sd = math.sqrt((n_positive + n_negative + 1) / (12 * n_positive * n_negative))
-    return 0.5 * math.erfc((auc - 0.5) / sd / math.sqrt(2))
-
-
-def lomo_comparisons(runs: pd.DataFrame, projection: Arm) -> list[Arm]:
+def lomo_comparisons(lomo_arms: set[str], projection: Arm) -> list[Arm]:
     """What ``projection`` is compared with on the held-out mode: vanilla, then those of its
     ``LOMO_CONTROLS`` (read as the projection is: route's ablated columns) and ``MONITORS``
-    that ran in a leave-one-mode-out fold."""
-    lomo_arms = set(runs.loc[runs["fold"].str.startswith("without_"), "arm"])
+    among ``lomo_arms`` (the arms scheduled in a leave-one-mode-out fold)."""
     controls = [Arm(c, c, projection.hack, projection.pass_) for c in LOMO_CONTROLS.get(projection.arm, ())]
     monitors = [Arm(m, m) for m in MONITORS]
     return [VANILLA, *(arm for arm in controls + monitors if arm.arm in lomo_arms)]
+
+
+def _lomo_arms(runs: pd.DataFrame, untrained: pd.DataFrame | None) -> set[str]:
+    """The arms of the runs (trained, or ``untrained``: fold, arm rows) of the
+    leave-one-mode-out folds."""
+    arms = set(runs.loc[runs["fold"].str.startswith("without_"), "arm"])
+    return arms | (set(untrained["arm"]) if untrained is not None else set())
 
 
 def lomo_rows(
@@ -251,6 +231,7 @@ def lomo_rows(
     others: Sequence[Arm] | None = None,
     separation: dict | None = None,
     min_separation: float = 0.0,
+    untrained: pd.DataFrame | None = None,
 ) -> list[dict]:
     """The weak-detector test: in fold ``without_<m>``, the held-out mode m's hack rate
     under the projection arm is below each of ``others`` (default ``lomo_comparisons``:
@@ -258,17 +239,20 @@ def lomo_rows(
     Holm-adjusted over the testable folds), and, as H1's falsifier asks, the projection
     arm's pass rate does not drop more than 15 pp below the fold's vanilla (a model that
     stopped hacking by breaking fails this clause). A fold whose basis did not separate the
-    held-out mode's hacks before training (``separation[m] = (auc, p)`` with ``auc <
-    min_separation`` or ``p >= alpha``, or no entry) cannot test transfer: its clauses are
-    NOT EVALUABLE, saying so."""
-    modes = [m for m in MODES if (runs["fold"] == f"without_{m}").any()]
+    held-out mode's hacks before training (``separation[m] = (auc, p)`` failing
+    ``lomo_gate.separates`` at ``min_separation`` and ``alpha``, or no entry) cannot test
+    transfer: its clauses are NOT EVALUABLE, saying so; so are those of a fold whose runs
+    the gate kept from training (``untrained``: their fold and arm, ``stats.skip_record``)."""
+    untrained_folds = set(untrained["fold"]) if untrained is not None else set()
+    modes = [m for m in MODES if (runs["fold"] == f"without_{m}").any() or f"without_{m}" in untrained_folds]
     separation = separation or {}
 
     def testable(mode: str) -> bool:
-        auc, p = separation.get(mode, (math.nan, math.nan))
-        return not separation or (auc >= min_separation and p < alpha)
+        if f"without_{mode}" in untrained_folds:
+            return False
+        return not separation or separates(*separation.get(mode, (math.nan, math.nan)), min_separation, alpha)
 
-    others = lomo_comparisons(runs, projection) if others is None else others
+    others = lomo_comparisons(_lomo_arms(runs, untrained), projection) if others is None else others
     tested = {}
     for other in others:
         family = [
@@ -283,8 +267,8 @@ def lomo_rows(
     for mode in modes:
         if not testable(mode):
             auc, p = separation.get(mode, (math.nan, math.nan))
-            why = (f"V did not separate the held-out mode's hacks before training (AUC {auc:.2f}, p {p:.2g}; "
-                   f"needs >= {min_separation:g} and p < {alpha:g}): not a transfer test")  # fmt: skip
+            why = untestable_reason(auc, p, min_separation, alpha) + ": not a transfer test"
+            why += " (the fold was not trained)" if f"without_{mode}" in untrained_folds else ""
             empty = {"n": 0, "a": math.nan, "b": math.nan, "delta": math.nan, "sem": math.nan}
             rows += [_row(f"held-out {mode}: {projection.label} below {o.label}", NOT_EVALUABLE, empty, why)
                      for o in others]  # fmt: skip
@@ -298,21 +282,28 @@ def lomo_rows(
 
 
 def verdict_table(
-    runs: pd.DataFrame, alpha: float, separation: dict | None = None, min_separation: float = 0.0
+    runs: pd.DataFrame,
+    alpha: float,
+    separation: dict | None = None,
+    min_separation: float = 0.0,
+    untrained: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every clause: H1 for each projection arm (fold all), the controls, the oracle arms
     and the ``REFRESH`` and ``KEEP`` comparisons the runs have, each projection arm's LOMO
-    folds (``separation``, ``min_separation``: ``lomo_rows``),
-    tested at ``alpha``. Columns ``COLUMNS``: clause, status, rule, n, a (arm mean), b
-    (comparison mean), delta, sem, ci_low / ci_high (95 %), p, p_holm (tested clauses)."""
+    folds (``separation``, ``min_separation``,
+    ``untrained``: ``lomo_rows``; an arm the gate kept from training in every fold still
+    gets its NOT EVALUABLE rows), tested at ``alpha``. Columns ``COLUMNS``: clause, status,
+    rule, n, a (arm mean), b (comparison mean), delta, sem, ci_low / ci_high (95 %), p,
+    p_holm (tested clauses)."""
     present = set(runs["arm"])
     rows = h1_rows(runs, alpha) + control_rows(runs, alpha, [c for c in CONTROLS if c in present])
     rows += oracle_rows(runs, alpha, [a for a in ORACLES if a in present])
     rows += pairwise_rows(runs, alpha, REFRESH, "refresh")
     rows += pairwise_rows(runs, alpha, KEEP, "trusted subspace")
-    lomo_arms = set(runs.loc[runs["fold"].str.startswith("without_"), "arm"])
+    lomo_arms = _lomo_arms(runs, untrained)
     for projection in (p for p in PROJECTIONS if p.arm in lomo_arms):
-        rows += lomo_rows(runs, alpha, projection, separation=separation, min_separation=min_separation)
+        rows += lomo_rows(runs, alpha, projection, separation=separation, min_separation=min_separation,
+                          untrained=untrained)  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -12,7 +12,8 @@ gradients ``g_s`` and ``g_t`` (``g_s + g_t = g``) come from one backward; clip, 
 Writes to ``DIR``: ``steps.parquet`` (one row per step, flat columns), ``knobs.safetensors``,
 ``eval_completions.parquet`` + ``eval_summary.json``, ``manifest.json`` (config, versions,
 git revision). ``checkpoint.pt`` every ``checkpoint_every`` steps lets a killed run resume
-with identical rows; it is removed when the run completes.
+with identical rows; it is removed when the run completes. A run of a leave-one-mode-out
+fold that cannot test transfer is not trained: ``skip_run`` writes its ``manifest.json`` only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ..environment.sandbox import DEFAULT_LIMITS, RUN_CACHE_JOBS, Limits, Sandbo
 from ..method.basis import Basis, BasisError, describe, model_hash
 from ..method.extraction import ExtractConfig, extract_basis
 from ..method.intervention import N_GROUPS, ProjectionConfig, Projector, group_index
+from ..method.lomo_gate import SKIPPED
 from ..policy.adapter import (
     DEFAULT_TARGETS,
     AdapterError,
@@ -431,6 +433,16 @@ def train(
     atomic_write_text(json.dumps(manifest(config_record), indent=2), out_dir / "manifest.json")
     (checkpoint_dir / checkpoint.FILE).unlink(missing_ok=True)
     return steps
+
+
+def skip_run(config: TrainConfig, model_path: str | Path, out_dir: str | Path, gate: dict) -> None:
+    """Write ``out_dir`` as a run the leave-one-mode-out gate kept from training (its fold's
+    real V did not separate the held-out mode's hacks before training: ``gate`` is
+    ``lomo_gate.fold_gate``'s record): only ``manifest.json``, with the run's config and,
+    under ``lomo_gate.SKIPPED``, the gate's numbers."""
+    record = {"train": asdict(config), "model": str(model_path)}
+    text = json.dumps({**manifest(record), SKIPPED: gate}, indent=2)
+    atomic_write_text(text, Path(out_dir) / "manifest.json")
 
 
 def check_projection_inputs(
