@@ -28,6 +28,7 @@ from .front_page import front_page
 from .plots import (
     arm_curves_figure,
     cin_figure,
+    close,
     lomo_figure,
     substrate_caption,
     table_figure,
@@ -101,9 +102,12 @@ def percent_metrics(metrics: Sequence[str]) -> list[str]:
 
 
 def _save(figure, outputs: Mapping[str, str | Path], stem: str) -> None:
+    """``figure`` as ``<stem>_png`` and ``<stem>_pdf`` of ``outputs`` (those present), then closed."""
     for fmt in ("png", "pdf"):
-        with atomic_path(outputs[f"{stem}_{fmt}"]) as tmp:
-            figure.savefig(tmp, format=fmt, dpi=150)
+        if f"{stem}_{fmt}" in outputs:
+            with atomic_path(outputs[f"{stem}_{fmt}"]) as tmp:
+                figure.savefig(tmp, format=fmt, dpi=150)
+    close(figure)
 
 
 def write_aggregate(
@@ -151,10 +155,7 @@ def write_aggregate(
     )
     table1_cells = arm_cells(table1, TABLE1_METRICS, alpha, percent=TABLE1_METRICS)
     atomic_write_text("Table 1. " + caption + "\n\n" + markdown_table(table1_cells), outputs["table1_md"])
-    with atomic_path(outputs["table1_pdf"]) as tmp:
-        table_figure(table1_cells, "Table 1: hack and solve rates per arm", caption).savefig(
-            tmp, format="pdf"
-        )
+    _save(table_figure(table1_cells, "Table 1: hack and solve rates per arm", caption), outputs, "table1")
 
     deltas = paired_differences(rows, [*HACK_RATES, "eval_no_loophole_solve"])
     tradeoff_caption = substrate + (

@@ -43,6 +43,11 @@ COLORS = {
 }
 
 
+def close(figure) -> None:
+    """Release a saved figure (pyplot keeps every figure it made until closed)."""
+    plt.close(figure)
+
+
 def substrate_caption(model_dir: str | Path, train: dict, seeds: list[int]) -> str:
     """'Substrate: <model>, <params> parameters[, synthetic corpus]; <steps> GRPO steps ...'
     for the student folder ``model_dir`` and the run's train settings."""
