@@ -185,11 +185,16 @@ def basis_file(arm, fold, key="basis"):
     return [f"results/basis/{fold}/V_{kind}.safetensors"] if kind else []
 
 
+def refreshes(arm):
+    """Whether the arm re-extracts its basis during training (projection.refresh_every > 0)."""
+    return bool(merged(config["train"], arm_config(arm)).get("projection", {}).get("refresh_every"))
+
+
 def refresh_inputs(arm, fold):
     """The rows a refreshing arm re-extracts its basis from (check_arms: a kind extract_v_hack
     builds): the fold's pairs of that kind (source pairs) or the student's own samples
     (source policy, flagged by the fold's detector); none for an arm with a frozen basis."""
-    if not merged(config["train"], arm_config(arm)).get("projection", {}).get("refresh_every"):
+    if not refreshes(arm):
         return []
     if SOURCE == "policy":
         return ["results/basis/policy_samples.parquet"]
@@ -200,7 +205,7 @@ def refresh_settings(arm):
     """How a refreshing arm re-extracts its basis: the extraction settings and, source policy,
     the flags' kind and the fixed subset of samples (method.policy refresh_rows, seed);
     {} for an arm with a frozen basis."""
-    if not merged(config["train"], arm_config(arm)).get("projection", {}).get("refresh_every"):
+    if not refreshes(arm):
         return {}
     settings = {"extraction": extraction_settings()}
     if SOURCE == "policy":

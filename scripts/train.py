@@ -11,11 +11,9 @@ import pandas as pd
 from projected_grpo.core.io import read_parquet
 from projected_grpo.environment.problems import load_problems
 from projected_grpo.environment.sandbox import Limits
-from projected_grpo.method import policy_source
 from projected_grpo.method.basis import Basis
-from projected_grpo.method.extraction import ExtractConfig
 from projected_grpo.method.lomo_gate import fold_gate
-from projected_grpo.training.train import TrainConfig, refresher, skip_run, train
+from projected_grpo.training.train import TrainConfig, refresher_for, skip_run, train
 
 # The job's threads (train.threads, or `--set-threads train=N`): part of the run's identity (a
 # sampled token can flip between thread counts), so `make study` always passes 1.
@@ -36,21 +34,18 @@ else:
     basis, reference = (
         Basis.load(f[0]) if f else None for f in (snakemake.input.basis, snakemake.input.match_basis)
     )
-    refresh = None
-    if snakemake.input.refresh:  # the fold's pairs (source pairs) or the policy samples (source policy)
-        settings = snakemake.params.refresh
-        extract = ExtractConfig(**settings["extraction"])
-        rows = read_parquet(snakemake.input.refresh[0], "refresh rows")
-        if extract.source == "policy":
-            flags = policy_source.flags_of(
-                settings["kind"], rows, config.known_modes, settings["control_seed"]
-            )
-            meta = {"kind": settings["kind"]}
-            refresh = policy_source.policy_refresher(
-                rows, flags, problems, extract, basis.scale, settings["rows"], settings["seed"], meta
-            )
-        else:
-            refresh = refresher(rows, problems, extract)
+    # a refreshing arm re-reads the fold's pairs (source pairs) or the policy samples (source policy)
+    refresh = (
+        refresher_for(
+            read_parquet(snakemake.input.refresh[0], "refresh rows"),
+            problems,
+            snakemake.params.refresh,
+            config.known_modes,
+            basis,
+        )
+        if snakemake.input.refresh
+        else None
+    )
     train(
         config,
         snakemake.input.model,

@@ -222,6 +222,31 @@ def refresher(pairs: pd.DataFrame, problems: list[Problem], extract: ExtractConf
     )
 
 
+def refresher_for(
+    rows: pd.DataFrame, problems: list[Problem], settings: dict, known_modes, basis: Basis
+) -> Refresh:
+    """The ``refresh`` of a refreshing arm (rule train's ``refresh`` params, ``settings``):
+    source pairs, ``refresher`` on the fold's pairs ``rows``; source policy,
+    ``policy_source.policy_refresher`` on the student's samples ``rows``, flagged as the
+    basis's kind flags them in a fold that knows ``known_modes``, its scale ``basis``'s."""
+    from ..method import policy_source
+
+    extract = ExtractConfig(**settings["extraction"])
+    if extract.source != "policy":
+        return refresher(rows, problems, extract)
+    flags = policy_source.flags_of(settings["kind"], rows, known_modes, settings["control_seed"])
+    return policy_source.policy_refresher(
+        rows,
+        flags,
+        problems,
+        extract,
+        basis.scale,
+        settings["rows"],
+        settings["seed"],
+        {"kind": settings["kind"]},
+    )
+
+
 @dataclass
 class Trainer:
     """One run's state: the policy with its knobs, AdamW + schedule, and the RNGs that
