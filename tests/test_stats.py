@@ -392,3 +392,28 @@ def test_a_run_the_gate_kept_from_training_is_no_run_row_and_the_lomo_table_name
     ]
     only_untrained = lomo_figure(table.iloc[:1], "caption")
     assert only_untrained.axes[0].texts[0].get_text().startswith("no leave-one-mode-out fold was trained")
+
+
+def test_a_skipped_run_with_no_held_out_hack_writes_strict_json_and_reads_back_nan(tmp_path):
+    """A held-out mode without a base-student hack has a NaN AUC and p: the manifest says
+    null (strict JSON, readable outside Python) and skip_record reads NaN back."""
+    import json
+
+    from projected_grpo.study.stats import skip_record
+    from projected_grpo.training.train import TrainConfig, skip_run
+
+    gate = {"held_out": "file_marker", "auc": math.nan, "p": math.nan, "min_held_out_auc": 0.6,
+            "alpha": 0.05, "separates": False}  # fmt: skip
+    run = tmp_path / "without_file_marker" / "erase" / "seed41"
+    skip_run(TrainConfig(seed=41), "organism", run, gate)
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    record = json.loads((run / "manifest.json").read_text(), parse_constant=refuse)["skipped"]
+    assert record["auc"] is None and record["p"] is None
+    read = skip_record(run)
+    assert math.isnan(read["auc"]) and math.isnan(read["p"])
+    assert {k: v for k, v in read.items() if k not in ("auc", "p")} == {
+        k: v for k, v in gate.items() if k not in ("auc", "p")
+    }

@@ -69,9 +69,13 @@ def run_ids(run_dir: str | Path) -> dict:
 def skip_record(run_dir: str | Path) -> dict | None:
     """The leave-one-mode-out gate's record of a run folder written without training (its
     ``manifest.json``'s ``lomo_gate.SKIPPED`` entry: ``lomo_gate.fold_gate``'s numbers);
-    None for a trained run (or a folder without a manifest)."""
+    None for a trained run (or a folder without a manifest). A ``null`` AUC or p (no
+    held-out hack to rank) reads as NaN."""
     path = Path(run_dir) / "manifest.json"
-    return json.loads(path.read_text()).get(SKIPPED) if path.is_file() else None
+    record = json.loads(path.read_text()).get(SKIPPED) if path.is_file() else None
+    if record is None:
+        return None
+    return record | {key: math.nan for key in ("auc", "p") if record.get(key) is None}
 
 
 def run_row(run_dir: str | Path) -> dict:

@@ -23,6 +23,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import random
 import sys
 import time
@@ -464,9 +465,12 @@ def skip_run(config: TrainConfig, model_path: str | Path, out_dir: str | Path, g
     """Write ``out_dir`` as a run the leave-one-mode-out gate kept from training (its fold's
     real V did not separate the held-out mode's hacks before training: ``gate`` is
     ``lomo_gate.fold_gate``'s record): only ``manifest.json``, with the run's config and,
-    under ``lomo_gate.SKIPPED``, the gate's numbers."""
+    under ``lomo_gate.SKIPPED``, the gate's numbers (strict JSON: a NaN AUC or p, a held-out
+    mode without a base-student hack, is written ``null``; ``stats.skip_record`` reads it back
+    as NaN)."""
     record = {"train": asdict(config), "model": str(model_path)}
-    text = json.dumps({**manifest(record), SKIPPED: gate}, indent=2)
+    gate = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in gate.items()}
+    text = json.dumps({**manifest(record), SKIPPED: gate}, indent=2, allow_nan=False)
     atomic_write_text(text, Path(out_dir) / "manifest.json")
 
 
