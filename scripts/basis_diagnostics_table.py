@@ -14,7 +14,7 @@ table = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=
 columns = ["fold", "kind"] + [c for c in table.columns if c not in ("fold", "kind")]
 table = table[columns]
 atomic_write_text(table.to_csv(index=False), snakemake.output.csv)
-cells = table.map(lambda x: f"{x:.3f}" if isinstance(x, float) else str(x))
+cells = table.drop(columns="settings", errors="ignore").map(lambda x: f"{x:.3f}" if isinstance(x, float) else str(x))
 caption = (
     "Basis diagnostics, before any training (mean over modules). sign_accuracy: share of the fold's pair "
     "differences (in sample for real V) projecting hack-ward (null 0.5). energy_lever / energy_code: median "
@@ -25,7 +25,8 @@ caption = (
     "length_correlation: first-axis score of a pair difference vs its length difference. auc_student_first / "
     "auc_student_sum: AUC of the first-axis score (mean over modules / summed over modules) separating the base "
     "student's own hacks on the eval problems (the held-out mode's in a leave-one-mode-out fold) from its other "
-    "samples (null 0.5). A basis in AdamW's geometry reads every gradient in its coordinates."
+    "samples (null 0.5). A basis in AdamW's geometry reads every gradient in its coordinates. The CSV beside this "
+    "table also records the extraction settings of each basis that has them (column settings, JSON)."
 )
 atomic_write_text(caption + "\n\n" + markdown_table(cells), snakemake.output.md)
 figure_caption = (

@@ -1,6 +1,7 @@
 """method/diagnostics.py: each basis diagnostic reads its planted answer and sits at its
 null on noise."""
 
+import json
 import math
 
 import pytest
@@ -117,6 +118,8 @@ def test_the_table_reads_every_basis_of_a_fold_on_the_organism(micro_organism, t
     bases = {"real": real, "random": random, "adam": adam}
     table = diagnostics_table(model, tokenizer, bases, pairs, natural, ordinary, problems, config)
     assert table["kind"].tolist() == ["real", "random", "adam"]
+    assert json.loads(table["settings"].iloc[0]) == json.loads(config.to_json())  # which V the row read
+    assert table["settings"].iloc[1] == ""  # a random basis has no extraction settings
     # the same rows read in another geometry give other numbers
     assert table.iloc[1]["variance_share"] != table.iloc[2]["variance_share"]
     assert (table["student_hacks"] == ordinary["exploited"].sum()).all()

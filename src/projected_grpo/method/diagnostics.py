@@ -147,7 +147,9 @@ def diagnostics_table(
     selectivity on the templated ones); ``natural``: rows with an ``exploited`` column
     (``natural_rows``); ``ordinary``: the base model's own samples of the eval problems
     with their grades (their gradients' variance; hacks vs the rest, of the ``held_out``
-    mode's problems only when given). Gradients as the extraction takes them (``config``)."""
+    mode's problems only when given). Gradients as the extraction takes them (``config``).
+    ``settings``: the extraction settings the basis records (JSON; empty for a basis built
+    otherwise: random, dominant, trusted, oracle), so a row says which V it read."""
     check_pairs(pairs)
     grads = completion_gradients(model, tokenizer, pairs, problems, config)
     d = hack_differences(grads, pairs)
@@ -212,6 +214,7 @@ def diagnostics_table(
                 "ordinary": len(ordinary),
                 "student_hacks": int(student_hack.sum()),
                 "student_rest": int((~student_hack).sum()),
+                "settings": basis.meta.get("settings", ""),
             }
         )
     return pd.DataFrame(rows)
