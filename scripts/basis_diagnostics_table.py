@@ -14,7 +14,9 @@ table = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=
 columns = ["fold", "kind"] + [c for c in table.columns if c not in ("fold", "kind")]
 table = table[columns]
 atomic_write_text(table.to_csv(index=False), snakemake.output.csv)
-cells = table.drop(columns="settings", errors="ignore").map(lambda x: f"{x:.3f}" if isinstance(x, float) else str(x))
+cells = table.drop(columns="settings", errors="ignore").map(
+    lambda x: f"{x:.3f}" if isinstance(x, float) else str(x)
+)
 caption = (
     "Basis diagnostics, before any training (mean over modules). sign_accuracy: share of the fold's pair "
     "differences (in sample for real V) projecting hack-ward (null 0.5). energy_lever / energy_code: median "
