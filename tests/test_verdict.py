@@ -267,6 +267,7 @@ def test_verdict_table_has_every_clause_and_renders():
     text = markdown_verdict(table)
     assert "| H1 erase vs vanilla: overall | **PASS** |" in text
     assert "| 95 % CI (pp) | p | p_Holm |" in text and "| 0.0052 | 0.0052 |" in text
+    assert "| arm mean (%) | comparator mean (%) |" in text  # the two columns hold rates, not names
 
 
 def test_without_room_for_a_15_pp_cut_the_falsifier_is_not_evaluable():

@@ -315,7 +315,7 @@ def percentage_points(x) -> str:
 def markdown_verdict(table: pd.DataFrame) -> str:
     """The verdict table as markdown, rates in percentage points."""
     lines = [
-        "| clause | status | arm | comparison | Δ ± SEM (pp) | 95 % CI (pp) | p | p_Holm | n | rule |",
+        "| clause | status | arm mean (%) | comparator mean (%) | Δ ± SEM (pp) | 95 % CI (pp) | p | p_Holm | n | rule |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
