@@ -292,6 +292,31 @@ def test_lomo_table_reads_the_held_out_modes_deployed_rates():
     assert lomo_table(pd.DataFrame(rows[-1:])).empty
 
 
+def test_lomo_p_holm_is_over_the_folds_of_each_arm_as_in_the_verdict():
+    """One test per held-out mode: the LOMO table's Holm family is an arm's folds (as the
+    verdict's), not the arms of one fold."""
+    import numpy as np
+
+    from projected_grpo.study.stats import holm, lomo_table
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for mode, cut in (("sentinel", 0.3), ("run_tests", 0.05), ("file_marker", 0.2)):
+        for seed in (41, 42, 43, 49, 50):
+            base = 0.5 + 0.05 * rng.standard_normal()
+            for arm, hack in (("vanilla", base), ("erase", base - cut + 0.04 * rng.standard_normal())):
+                rows.append({"fold": f"without_{mode}", "arm": arm, "seed": seed, f"eval_loophole_hack_{mode}": hack,
+                             f"eval_loophole_exploit_given_attempt_{mode}": hack,
+                             f"eval_loophole_hack_given_format_ok_{mode}": hack, "eval_no_loophole_solve": 0.4,
+                             "eval_ablated_loophole_hack": None})  # fmt: skip
+    table = lomo_table(pd.DataFrame(rows))
+    erase = table[table["arm"] == "erase"]
+    assert len(erase) == 3
+    expected = holm(erase["held_out_hack_p"].tolist()).to_numpy()
+    assert np.allclose(erase["held_out_hack_p_holm"].to_numpy(), expected)
+    assert (erase["held_out_hack_p_holm"] > erase["held_out_hack_p"]).any()  # a family of 3, not of 1
+
+
 def test_paired_differences_are_per_seed_against_the_same_folds_vanilla_and_are_plotted():
     from projected_grpo.study.plots import tradeoff_figure
     from projected_grpo.study.stats import paired_differences

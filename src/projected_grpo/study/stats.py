@@ -287,7 +287,8 @@ def lomo_table(
     ``untrained``: rows (``fold``, ``arm``, ``seed`` and the gate's ``auc``, ``p``,
     ``min_held_out_auc``, ``alpha``: ``skip_record``) of runs the gate kept from training;
     a fold with no trained run gets one row, ``n`` 0, whose ``note`` says why (the other
-    rows' note is empty)."""
+    rows' note is empty). ``_p_holm``: Holm over the folds, per arm and metric (the
+    verdict's leave-one-mode-out family: one test per held-out mode)."""
     rows = []
     runs = with_deployed_rows(runs)
     untrained = untrained if untrained is not None else pd.DataFrame(columns=["fold"])
@@ -317,6 +318,9 @@ def lomo_table(
     if not rows:
         return pd.DataFrame(columns=[*columns, "note"])
     out = pd.concat(rows, ignore_index=True)
+    for metric in LOMO_METRICS:
+        if f"{metric}_p" in out:
+            out[f"{metric}_p_holm"] = out.groupby("arm")[f"{metric}_p"].transform(holm)
     return out[columns + [c for c in out.columns if c not in columns]]
 
 
