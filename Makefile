@@ -7,11 +7,14 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 CORES ?= 2
+# Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# for the CPU build where plain PyPI would give the (multi-GB) CUDA one.
+TORCH_PIP_ARGS ?=
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(INSTALLED)
 
