@@ -9,7 +9,8 @@ same model, pool, seed and machine:
 
 - old: one copy of the prompt per loss row (``train.shared_prefix: false``), logits at
   every position of every row (the full-logits ``token_logprobs`` before issue 19, kept
-  here as the reference) and a sandbox without a grade cache;
+  here as the reference), a sampler prefill over every row (not once per distinct prompt)
+  and a sandbox without a grade cache;
 - new: the code's defaults (completion-only logits, the run's grade cache);
 - shared: new with ``train.shared_prefix`` (the shared-prefix loss, off by default).
 
@@ -48,6 +49,7 @@ from projected_grpo.environment.problem_set import load_problem_set
 from projected_grpo.environment.problems import train_problems
 from projected_grpo.environment.sandbox import Limits, Sandbox
 from projected_grpo.method.basis import random_basis
+from projected_grpo.policy import sampler
 from projected_grpo.policy.adapter import knob_modules
 from projected_grpo.policy.evaluate import EvalConfig
 from projected_grpo.policy.loading import load_model
@@ -101,6 +103,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                 raw["eval"][key] = value
     args.train = TrainConfig.from_dict(raw)
     return args
+
+
+def every_row(prompt_ids, prompt_mask):
+    """The previous prefill: ``sampler._distinct_rows`` as if no two prompts were alike."""
+    rows = torch.arange(len(prompt_ids))
+    return rows, rows
 
 
 def full_logits_token_logprobs(model, input_ids, attention_mask, completion_mask, temperature=1.0):
@@ -188,6 +196,7 @@ def profile_run(args, path: str, pool, basis, out_dir: Path) -> dict:
         patch.setattr(train, "Sandbox", CountedSandbox)
         config = replace(args.train, shared_prefix=path == "shared")
         if path == "old":
+            patch.setattr(sampler, "_distinct_rows", every_row)
             patch.setattr(train, "token_logprobs", full_logits_token_logprobs)
             patch.setattr(train, "RUN_CACHE_JOBS", 0)
         profile.wrap(patch, train, "load_model", "load")
@@ -246,8 +255,9 @@ def report(args, runs: dict[str, dict], pool_source: str, load: tuple[float, flo
         f"{config.eval.get('n_samples')} samples per held-out problem and variant; seed {config.seed}; "
         f"torch threads {config.threads}; sandbox workers {args.workers}, limits {args.limits.wall_s:g} s wall "
         f"/ {args.limits.cpu_s:g} s CPU ({args.config}); {n_train} train problems; teacher pool: {pool_source}",
-        "old: a copy of the prompt per loss row, full logits at every position, no grade cache; new: the "
-        "defaults (completion-only logits via logits_to_keep, the run's grade cache); shared: new with "
+        "old: a copy of the prompt per loss row, full logits at every position, a sampler prefill per row, no "
+        "grade cache; new: the defaults (completion-only logits via logits_to_keep, one prefill per distinct "
+        "prompt, the run's grade cache); shared: new with "
         "train.shared_prefix (each (row group, prompt)'s prompt encoded once in the loss and KL reference)",
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average (1 min) {load[0]:.1f} at start, "
         f"{load[1]:.1f} at end; python {sys.version.split()[0]}, torch {torch.__version__}, "

@@ -123,21 +123,24 @@ def knob_optimizer(modules, lr: float, steps: int):
 
 
 def ours(args, batches, pool, sandbox: TimedSandbox, svd_cache, mix: float):
-    """Yields (wall s, sandbox s, mean student completion tokens) per step: ``Trainer.step``,
-    exactly the step ``train.train`` runs."""
+    """Yields (wall s, sandbox s, mean student completion tokens, CPU s) per step:
+    ``Trainer.step``, exactly the step ``train.train`` runs."""
     config = TrainConfig(
         steps=len(batches), prompts_per_step=args.prompts, group_size=args.group, mix=mix, lr=args.lr,
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed, threads=args.threads,
     )  # fmt: skip
     run = Trainer.create(config, args.model, svd_cache)
     for index, batch in enumerate(batches):
-        start, graded = time.perf_counter(), sandbox.seconds
+        start, graded, cpu = time.perf_counter(), sandbox.seconds, time.process_time()
         row = run.step(index, batch, pool if config.n_teacher else None, sandbox)
-        yield time.perf_counter() - start, sandbox.seconds - graded, row["completion_tokens_student"]
+        yield (
+            time.perf_counter() - start, sandbox.seconds - graded, row["completion_tokens_student"],
+            time.process_time() - cpu,
+        )  # fmt: skip
 
 
 def original_style(args, batches, pool, sandbox: TimedSandbox, svd_cache):
-    """Yields (wall s, sandbox s, mean student completion tokens) per step; mix 0.5."""
+    """Yields (wall s, sandbox s, mean student completion tokens, CPU s) per step; mix 0.5."""
     seed_everything(args.seed)
     tokenizer, model, modules = load_policy(args, svd_cache)
     optimizer, scheduler = knob_optimizer(modules, args.lr, len(batches))
@@ -148,7 +151,7 @@ def original_style(args, batches, pool, sandbox: TimedSandbox, svd_cache):
     rng = random.Random(args.seed)
     model.eval()
     for batch in batches:
-        start, graded = time.perf_counter(), sandbox.seconds
+        start, graded, cpu = time.perf_counter(), sandbox.seconds, time.process_time()
         grad_sum = {name: torch.zeros_like(m.dS) for name, m in modules.items()}  # g_s + g_t over prompts
         n_tokens = []
         for problem in batch:
@@ -195,7 +198,10 @@ def original_style(args, batches, pool, sandbox: TimedSandbox, svd_cache):
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        yield time.perf_counter() - start, sandbox.seconds - graded, statistics.mean(n_tokens)
+        yield (
+            time.perf_counter() - start, sandbox.seconds - graded, statistics.mean(n_tokens),
+            time.process_time() - cpu,
+        )  # fmt: skip
 
 
 def run_trl(args, batches, sandbox: TimedSandbox, svd_cache, out_dir, between) -> list[tuple]:
@@ -219,13 +225,19 @@ def run_trl(args, batches, sandbox: TimedSandbox, svd_cache, out_dir, between) -
 
     class StepTimer(TrainerCallback):
         def __init__(self):
-            self.steps: list[tuple[float, float]] = []
+            self.steps: list[tuple[float, float, float]] = []
 
         def on_step_begin(self, *_, **__):
-            self.started, self.graded = time.perf_counter(), sandbox.seconds
+            self.started, self.graded, self.cpu = time.perf_counter(), sandbox.seconds, time.process_time()
 
         def on_step_end(self, *_, **__):
-            self.steps.append((time.perf_counter() - self.started, sandbox.seconds - self.graded))
+            self.steps.append(
+                (
+                    time.perf_counter() - self.started,
+                    sandbox.seconds - self.graded,
+                    time.process_time() - self.cpu,
+                )
+            )
             between()
 
     config = GRPOConfig(
@@ -251,7 +263,7 @@ def run_trl(args, batches, sandbox: TimedSandbox, svd_cache, out_dir, between) -
     lengths = [
         e["completions/mean_length"] for e in trainer.state.log_history if "completions/mean_length" in e
     ]
-    return [(wall, graded, float(n)) for (wall, graded), n in zip(timer.steps, lengths)]
+    return [(wall, graded, float(n), cpu) for (wall, graded, cpu), n in zip(timer.steps, lengths)]
 
 
 def teacher_pool(args, problems, tmp: Path) -> tuple[pd.DataFrame, str]:
@@ -286,13 +298,13 @@ def report(args, results: dict[str, list[tuple]], pool_source: str, load: tuple[
         f"trl {trl_version}",
         "",
         f"{'method':24s} {'mean s/step':>11s} {'median':>7s} {'n':>3s} {'sandbox s/step':>14s} "
-        f"{'student tokens':>14s}",
+        f"{'student tokens':>14s} {'CPU s/step':>10s}",
     ]
     for name, steps in results.items():
         seconds = [s[0] for s in steps]
         lines.append(
             f"{name:24s} {statistics.mean(seconds):11.2f} {statistics.median(seconds):7.2f} {len(steps):3d} "
-            f"{mean(name, 1):14.2f} {mean(name, 2):14.1f}"
+            f"{mean(name, 1):14.2f} {mean(name, 2):14.1f} {mean(name, 3):10.2f}"
         )
     lines.append("")
     for fast, slow in (("ours mix=0", "TRL GRPOTrainer mix=0"), ("ours mix=0.5", "original-style mix=0.5")):
@@ -303,7 +315,8 @@ def report(args, results: dict[str, list[tuple]], pool_source: str, load: tuple[
             outside = (mean(slow) - mean(slow, 1)) / (mean(fast) - mean(fast, 1))
             lines.append(
                 f"speed-up of {fast} vs {slow}: {mean(slow) / mean(fast):.1f}x by mean, {by_median:.1f}x by "
-                f"median, {outside:.1f}x by mean time outside the sandbox"
+                f"median, {outside:.1f}x by mean time outside the sandbox, {mean(slow, 3) / mean(fast, 3):.1f}x by "
+                "CPU s of this process"
             )
     if "ours mix=0.5" in results:
         lines.append(
@@ -325,7 +338,9 @@ def report(args, results: dict[str, list[tuple]], pool_source: str, load: tuple[
         "others at eos only. Ours and the original skip zero-variance groups in the loss; TRL computes it "
         "over every row. The original-style loop samples and grades prompt by prompt and does one forward "
         "and two backwards per group, as grpo_proj2 did; TRL's bf16 and gradient checkpointing defaults "
-        "are turned off to match ours (fp32, no checkpointing).",
+        "are turned off to match ours (fp32, no checkpointing). 'CPU s/step' is this process's "
+        "time.process_time (every thread; not the sandbox's processes, whose CPU every method pays alike): "
+        "on a shared machine it is the comparison that contention does not distort.",
     ]
     return "\n".join(lines) + "\n"
 

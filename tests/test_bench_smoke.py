@@ -89,3 +89,18 @@ def test_profile_charges_a_nested_phase_to_itself_only(monkeypatch):
         time.sleep(0.02)
     assert profile.wall["inner"] >= 0.3
     assert 0.04 <= profile.wall["outer"] < 0.2  # 0.34 if the inner sleep were charged to it too
+
+
+def test_compile_bench_prefill_section_reads_each_prompt_once_with_the_same_logits(
+    micro_organism, tmp_path, monkeypatch
+):
+    """The prefill section only: the compile sections cost a minute of inductor per run."""
+    _, text = _run_bench(
+        "bench_compile", micro_organism, tmp_path, monkeypatch,
+        ["--prompts", "2", "--max-new-tokens", "8", "--skip", "loss", "layers", "warm", "decode"],
+    )  # fmt: skip
+    lines = [line for line in text.splitlines() if "rows of" in line]
+    assert [line.split(":")[0].strip() for line in lines] == ["train step", "evaluation batch"]
+    for line in lines:
+        assert float(line.split("max |logit diff| ")[1].split(",")[0]) < 1e-5, line
+    assert "1. loss" not in text and "2. decode" not in text

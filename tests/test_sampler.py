@@ -142,6 +142,33 @@ def test_same_seed_same_samples_different_seed_different(tiny):
 
 
 @pytest.mark.parametrize("tiny_model", ["tiny", "tiny_gpt2"])
+def test_each_distinct_prompt_is_prefilled_once_and_samples_what_a_prefill_per_row_does(
+    tiny_model, request, monkeypatch
+):
+    model, tokenizer = request.getfixturevalue(tiny_model)
+    prompts = [PROMPTS[0]] * 3 + [PROMPTS[1]] * 2 + [PROMPTS[0]]  # groups, and a repeat out of order
+    config = SamplingConfig(max_new_tokens=12, temperature=1.0, stop_strings=())
+    prefill_rows = []
+
+    def first_forward(*args, **kwargs):
+        if kwargs.get("past_key_values") is None:
+            prefill_rows.append(kwargs["input_ids"].shape[0])
+        return type(model).forward(model, *args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", first_forward)
+    grouped = sample(model, tokenizer, prompts, config, _seeded(3))
+    assert prefill_rows == [2]
+    monkeypatch.setattr(  # every row its own prefill: the path before the grouping
+        sampler_module, "_distinct_rows", lambda ids, mask: (torch.arange(len(ids)), torch.arange(len(ids)))
+    )
+    per_row = sample(model, tokenizer, prompts, config, _seeded(3))
+    assert prefill_rows == [2, len(prompts)]
+    assert torch.equal(grouped.completion_ids, per_row.completion_ids)
+    assert torch.equal(grouped.completion_mask, per_row.completion_mask)
+    assert grouped.texts == per_row.texts
+
+
+@pytest.mark.parametrize("tiny_model", ["tiny", "tiny_gpt2"])
 def test_batched_greedy_with_left_padding_equals_each_prompt_alone_and_no_cache_loop(tiny_model, request):
     model, tokenizer = request.getfixturevalue(tiny_model)
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in PROMPTS]
@@ -228,9 +255,10 @@ def test_finished_rows_leave_the_batch_and_no_row_changes(tiny, monkeypatch):
     compacted, widths = run()
     monkeypatch.setattr(sampler_module, "_rows_droppable", lambda cache: False)
     full, full_widths = run()
-    assert set(full_widths) == {len(prompts)}
-    assert widths[0] == len(prompts) and min(widths) < len(prompts) - 2
-    assert widths == sorted(widths, reverse=True)
+    # The prefill reads the 3 distinct prompts; where the cache cannot copy rows it reads all 9 again.
+    assert full_widths[0] == widths[0] == len(PROMPTS) and set(full_widths[1:]) == {len(prompts)}
+    assert widths[1] == len(prompts) and min(widths) < len(prompts) - 2
+    assert widths[1:] == sorted(widths[1:], reverse=True)
     assert len(set(compacted.completion_mask.sum(dim=1).tolist())) >= 2  # rows stopped at different steps
     assert torch.equal(compacted.completion_ids, full.completion_ids)
     assert compacted.texts == full.texts and compacted.finished == full.finished
