@@ -176,6 +176,27 @@ def test_refreshed_v_is_tested_against_the_frozen_v_both_ways():
     assert pairwise_rows(_runs({"erase": frozen}), ALPHA, REFRESH, "refresh") == []  # no refresh run: no row
 
 
+def test_erase_is_tested_against_the_simpler_baselines_as_one_holm_family():
+    runs = _runs({
+        "vanilla": ([0.60, 0.65, 0.70], [0.3] * 3),
+        "erase": ([0.10, 0.16, 0.12], [0.3] * 3),
+        "monitor_penalty": ([0.01, 0.02, 0.015], [0.3] * 3),  # lower than erase
+        "keep_random_V": ([0.40, 0.47, 0.51], [0.3] * 3),     # higher
+    })  # fmt: skip
+    rows = {
+        r["clause"]: r
+        for r in verdict_table(runs, ALPHA).to_dict("records")
+        if r["clause"].startswith("baselines")
+    }
+    assert set(rows) == {"baselines: erase below monitor_penalty", "baselines: erase below keep_random_V"}
+    assert rows["baselines: erase below keep_random_V"]["status"] == PASS
+    penalty = rows["baselines: erase below monitor_penalty"]
+    assert penalty["status"] == FAIL and "significant, the other way" in penalty["rule"]
+    assert (
+        "Holm over 2 baselines comparisons" in penalty["rule"]
+    )  # monitor_screen did not run: not in the family
+
+
 def test_keep_is_tested_against_vanilla_and_a_random_span_as_one_holm_family():
     runs = _runs({
         "vanilla": ([0.60, 0.65, 0.70], [0.3] * 3),

@@ -68,6 +68,9 @@ MONITORS = ("monitor_penalty", "monitor_screen")
 # a random span of the same size (what the trusted basis adds beyond any small span).
 REFRESH = (("erase_refresh", "erase"),)
 KEEP = (("keep_trusted", "vanilla"), ("keep_trusted", "keep_random_V"))
+# Does the projection beat the simpler interventions a reviewer would try first: the monitor
+# baselines with the same detector, and a random small span that the update is kept in?
+BASELINES = (("erase", "monitor_penalty"), ("erase", "monitor_screen"), ("erase", "keep_random_V"))
 
 
 def paired(runs: pd.DataFrame, a: Arm, b: Arm, fold: str = "all", column_a=None, column_b=None) -> dict:
@@ -289,7 +292,7 @@ def verdict_table(
     untrained: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every clause: H1 for each projection arm (fold all), the controls, the oracle arms
-    and the ``REFRESH`` and ``KEEP`` comparisons the runs have, each projection arm's LOMO
+    and the ``REFRESH``, ``KEEP`` and ``BASELINES`` comparisons the runs have, each projection arm's LOMO
     folds (``separation``, ``min_separation``,
     ``untrained``: ``lomo_rows``; an arm the gate kept from training in every fold still
     gets its NOT EVALUABLE rows), tested at ``alpha``. Columns ``COLUMNS``: clause, status,
@@ -300,6 +303,7 @@ def verdict_table(
     rows += oracle_rows(runs, alpha, [a for a in ORACLES if a in present])
     rows += pairwise_rows(runs, alpha, REFRESH, "refresh")
     rows += pairwise_rows(runs, alpha, KEEP, "trusted subspace")
+    rows += pairwise_rows(runs, alpha, BASELINES, "baselines")
     lomo_arms = _lomo_arms(runs, untrained)
     for projection in (p for p in PROJECTIONS if p.arm in lomo_arms):
         rows += lomo_rows(runs, alpha, projection, separation=separation, min_separation=min_separation,
