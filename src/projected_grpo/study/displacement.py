@@ -60,11 +60,11 @@ def displacement_table(results: Path, fold: str = "all", seeds: Sequence[int] | 
         raise ValueError(f"{basis_path}: no real V for fold {fold!r} (run the study's extract_v_hack first)")
     basis = Basis.load(basis_path)
     rows = []
-    for knobs_path in sorted((results / "runs" / fold).glob("*/seed*/knobs.safetensors")):
+    for knobs_path in (results / "runs" / fold).glob("*/seed*/knobs.safetensors"):
         run = knobs_path.parent
-        if skip_record(run) is not None or not (run / "eval_completions.parquet").is_file():
-            continue
         if seeds is not None and int(run.name.removeprefix("seed")) not in seeds:
+            continue
+        if skip_record(run) is not None or not (run / "eval_completions.parquet").is_file():
             continue
         row = run_row(run)
         rows.append({"fold": fold, "arm": row["arm"], "seed": row["seed"],
@@ -92,10 +92,7 @@ def write_displacement(
     results: Path, out: Path, fold: str = "all", seeds: Sequence[int] | None = None
 ) -> str:
     """``displacement.{csv,md,png}`` under ``out``; returns a one-line summary."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import close, displacement_figure
 
     table = displacement_table(results, fold, seeds)
     corr = correlation(table)
@@ -116,20 +113,10 @@ def write_displacement(
         f"rate (%) of the same model; correlation over runs, {summary}."
     )
     atomic_write_text(caption + "\n\n" + markdown_table(cells.astype(str)), out / "displacement.md")
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    colors = plt.get_cmap("tab20").colors
-    for i, (arm, group) in enumerate(table.groupby("arm")):
-        marker = "o" if i < len(colors) else "s"
-        ax.scatter(group["displacement"], 100 * group["eval_loophole_hack"], label=arm, s=18,
-                   color=colors[i % len(colors)], marker=marker)  # fmt: skip
-    ax.set_xlabel("hack-ward displacement of the knobs along real V (axis 0)")
-    ax.set_ylabel("eval hack rate (%)")
-    ax.set_title(summary, fontsize=8)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
+    figure = displacement_figure(table, summary)
     with atomic_path(out / "displacement.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+        figure.savefig(tmp, format="png", dpi=150)
+    close(figure)
     return summary
 
 

@@ -285,6 +285,22 @@ DIAGNOSTIC_PANELS = (
 )
 
 
+def displacement_figure(table: pd.DataFrame, title: str):
+    """Eval hack rate (%) against the hack-ward displacement of the knobs along real V, a
+    point per run, a colour per arm (``COLORS``); ``table``: ``displacement.displacement_table``."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    cycle = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
+    for arm, group in table.groupby("arm"):
+        ax.scatter(group["displacement"], 100 * group["eval_loophole_hack"], label=arm, s=18,
+                   color=COLORS.get(arm) or next(cycle))  # fmt: skip
+    ax.set_xlabel("hack-ward displacement of the knobs along real V (axis 0)")
+    ax.set_ylabel("eval hack rate (%)")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def diagnostics_figure(table: pd.DataFrame, caption: str):
     """One panel per ``DIAGNOSTIC_PANELS`` entry, bars per fold, one per basis kind, with the
     null as a dashed tick over each bar. ``table``: the basis diagnostics table (fold, kind,
