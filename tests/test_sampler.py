@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import weakref
 
 import pytest
 import torch
@@ -228,6 +229,7 @@ def _script(monkeypatch, model, tokenizer, texts: list[str | list[int]]) -> list
     monkeypatch.setattr(model, "forward", _Scripted(model, scripts, filler))
     # A script is per batch row: keep finished rows in the batch so rows keep their index.
     monkeypatch.setattr(sampler_module, "_rows_droppable", lambda cache: False)
+    monkeypatch.setattr(sampler_module, "_ROWS_NOT_COPYABLE", weakref.WeakKeyDictionary())
     return scripts
 
 
@@ -254,9 +256,14 @@ def test_finished_rows_leave_the_batch_and_no_row_changes(tiny, monkeypatch):
 
     compacted, widths = run()
     monkeypatch.setattr(sampler_module, "_rows_droppable", lambda cache: False)
+    monkeypatch.setattr(sampler_module, "_ROWS_NOT_COPYABLE", weakref.WeakKeyDictionary())
     full, full_widths = run()
-    # The prefill reads the 3 distinct prompts; where the cache cannot copy rows it reads all 9 again.
+    # The prefill reads the 3 distinct prompts; where the cache cannot copy rows it reads all 9
+    # again, and the model's next prefill reads all 9 at once.
     assert full_widths[0] == widths[0] == len(PROMPTS) and set(full_widths[1:]) == {len(prompts)}
+    again, again_widths = run()
+    assert set(again_widths) == {len(prompts)} and len(again_widths) == len(full_widths) - 1
+    assert torch.equal(again.completion_ids, full.completion_ids)
     assert widths[1] == len(prompts) and min(widths) < len(prompts) - 2
     assert widths[1:] == sorted(widths[1:], reverse=True)
     assert len(set(compacted.completion_mask.sum(dim=1).tolist())) >= 2  # rows stopped at different steps

@@ -39,6 +39,7 @@ new characters to the row's text and searches that text. Nothing is re-tokenised
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -236,12 +237,18 @@ def _distinct_rows(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> tuple
     return torch.tensor(first, dtype=torch.long), torch.tensor(inverse, dtype=torch.long)
 
 
+# Models whose cache turned out not to copy rows (a recurrent or static layer): their later
+# prefills read every row directly instead of a distinct-prompt forward that would be wasted.
+_ROWS_NOT_COPYABLE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _prefill(model, prompt_ids, prompt_mask, position_ids, extra: dict):
     """``(logits [B, V] at each row's last prompt position, cache)``: one forward over the
     distinct prompts, whose cache rows are then repeated for the rows that share them (plain
-    key/value caches; another cache type gets a forward over every row)."""
+    key/value caches; another cache type gets a forward over every row, and the model is
+    remembered so that its next prefill does not try the distinct forward again)."""
     first, inverse = (t.to(prompt_ids.device) for t in _distinct_rows(prompt_ids, prompt_mask))
-    if len(first) == len(inverse):
+    if len(first) == len(inverse) or model in _ROWS_NOT_COPYABLE:
         return _prefill_every_row(model, prompt_ids, prompt_mask, position_ids, extra)
     out = model(
         input_ids=prompt_ids[first],
@@ -251,6 +258,7 @@ def _prefill(model, prompt_ids, prompt_mask, position_ids, extra: dict):
         **extra,
     )
     if not _rows_droppable(out.past_key_values):  # rows cannot be copied in this cache
+        _ROWS_NOT_COPYABLE[model] = True
         return _prefill_every_row(model, prompt_ids, prompt_mask, position_ids, extra)
     out.past_key_values.batch_select_indices(inverse)
     return out.logits[inverse, -1, :], out.past_key_values
