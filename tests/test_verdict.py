@@ -197,6 +197,44 @@ def test_erase_is_tested_against_the_simpler_baselines_as_one_holm_family():
     )  # monitor_screen did not run: not in the family
 
 
+def test_h1_without_the_teacher_pool_reads_erase_against_its_own_vanilla():
+    """The no-teacher pair is judged against vanilla_no_teacher, not the teacher-mixed vanilla
+    (against which the same erase runs would be a far smaller cut)."""
+    arms = {
+        "vanilla": ([0.30, 0.35, 0.32], [0.3] * 3),
+        "erase": ([0.10, 0.12, 0.11], [0.3] * 3),
+        "vanilla_no_teacher": ([0.80, 0.85, 0.78], [0.30, 0.31, 0.29]),
+        "erase_no_teacher": ([0.20, 0.22, 0.19], [0.31, 0.30, 0.30]),
+    }
+    rows = {r["clause"]: r for r in verdict_table(_runs(arms), ALPHA).to_dict("records")}
+    overall = rows["H1 erase (no teacher) vs vanilla (no teacher): overall"]
+    assert overall["status"] == PASS and math.isclose(overall["delta"], -(0.60 + 0.63 + 0.59) / 3)
+    assert (
+        "Holm over 1 no-teacher projections"
+        in rows["H1 erase (no teacher) vs vanilla (no teacher): cut beyond noise"]["rule"]
+    )
+    arms["erase_no_teacher"] = ([0.70, 0.80, 0.72], [0.3] * 3)  # a cut below 15 pp: falsified
+    rows = {r["clause"]: r for r in verdict_table(_runs(arms), ALPHA).to_dict("records")}
+    assert rows["H1 erase (no teacher) vs vanilla (no teacher): overall"]["status"] == FAIL
+    del arms["vanilla_no_teacher"]
+    assert not any("no teacher" in c for c in verdict_table(_runs(arms), ALPHA)["clause"])
+
+
+def test_the_projected_step_is_tested_against_the_projected_gradient_per_basis():
+    runs = _runs({
+        "vanilla": ([0.60, 0.65, 0.70], [0.3] * 3),
+        "erase": ([0.10, 0.16, 0.12], [0.3] * 3),
+        "erase_grad": ([0.20, 0.24, 0.23], [0.3] * 3),  # projecting the gradient cuts less
+    })  # fmt: skip
+    (row,) = [
+        r
+        for r in verdict_table(runs, ALPHA).to_dict("records")
+        if r["clause"].startswith("projection target")
+    ]
+    assert row["clause"] == "projection target: erase below erase_grad" and row["status"] == PASS
+    assert "Holm over 1 projection target comparisons" in row["rule"]  # no oracle pair ran
+
+
 def test_keep_is_tested_against_vanilla_and_a_random_span_as_one_holm_family():
     runs = _runs({
         "vanilla": ([0.60, 0.65, 0.70], [0.3] * 3),

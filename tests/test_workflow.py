@@ -239,8 +239,9 @@ def test_tiny_config_runs_the_whole_dag_and_a_rerun_schedules_nothing(tiny_dag):
 
 def test_the_interim_report_reads_the_runs_a_study_has_finished(tiny_dag, tmp_path, monkeypatch, capsys):
     """pgrpo-aggregate on the tiny DAG's results: with every run finished its Table 1 and
-    verdict are the aggregate rule's, behind an "Interim: N of N" note; a run without its
-    manifest (still training) is left out and counted; no vanilla run yet is a clear error."""
+    verdict are the aggregate rule's, byte for byte; a run without its manifest (still
+    training) is left out and counted in an "Interim: N - 1 of N" note; no vanilla run yet is
+    a clear error."""
     from projected_grpo.study.aggregate import main
 
     assert tiny_dag.result.returncode == 0, tiny_dag.result.stdout[-3000:]
@@ -252,15 +253,19 @@ def test_the_interim_report_reads_the_runs_a_study_has_finished(tiny_dag, tmp_pa
     args = ["--config", ".test/config.yaml", "--results", str(results)]
     main([*args, "--out", str(tmp_path / "full")])
     scheduled = len(pd.read_parquet(results / "summary.parquet"))
-    rule_table = (results / "table1.md").read_text().removeprefix("Table 1. ")
-    note = f"Interim: {scheduled} of {scheduled} scheduled runs finished. "
-    assert (tmp_path / "full/table1.md").read_text() == "Table 1. " + note + rule_table
+    assert f"All {scheduled} scheduled runs finished" in capsys.readouterr().out
+    assert (tmp_path / "full/table1.md").read_text() == (results / "table1.md").read_text()
     assert (tmp_path / "full/tables/verdict.md").read_text() == (results / "tables/verdict.md").read_text()
     assert (tmp_path / "full/figures/arms.png").stat().st_size > 0
 
     (results / "runs/all/erase_shuffled_V/seed41/manifest.json").unlink()
     main([*args, "--out", str(tmp_path / "partial")])
-    assert f"{scheduled - 1} of {scheduled} scheduled runs finished" in capsys.readouterr().out
+    assert f"Interim: {scheduled - 1} of {scheduled} scheduled runs finished" in capsys.readouterr().out
+    assert (
+        (tmp_path / "partial/table1.md")
+        .read_text()
+        .startswith(f"Table 1. Interim: {scheduled - 1} of {scheduled} scheduled runs finished. ")
+    )
     summary = pd.read_parquet(tmp_path / "partial/summary.parquet")
     assert len(summary) == scheduled - 1 and "erase_shuffled_V" not in set(summary["arm"])
 

@@ -241,14 +241,19 @@ def interim(config_path: Path, results: Path, out: Path) -> str:
             f"{diagnostics}: missing (rule basis_diagnostics_table): the verdict's LOMO gate reads it"
         )
     student = config["student"].get("model") or results / "organism" / "student" / "model"
-    note = f"Interim: {len(done)} of {len(scheduled)} scheduled runs finished. "
+    # Every scheduled run finished: the outputs are the aggregate rule's, with no note.
+    note = (
+        f"Interim: {len(done)} of {len(scheduled)} scheduled runs finished. "
+        if len(done) < len(scheduled)
+        else ""
+    )
     alpha = config.get("verdict", {}).get("alpha", 0.05)
     min_separation = config["method"].get("diagnostics", {}).get("min_held_out_auc", 0.6)
     description = DESCRIPTION.read_text() if DESCRIPTION.is_file() else ""
     outputs = {key: out / path for key, path in {**AGGREGATE_OUTPUTS, **ARM_FIGURE_OUTPUTS}.items()}
     write_aggregate(done, student, diagnostics, description, outputs, alpha, min_separation, note)
     write_arm_figures(done_all, student, outputs, note)
-    return note.strip() + f" Written under {out}."
+    return (note.strip() or f"All {len(scheduled)} scheduled runs finished.") + f" Written under {out}."
 
 
 def main(argv: Sequence[str] | None = None) -> None:
