@@ -49,7 +49,7 @@ class Arm:
 
 
 VANILLA = Arm("vanilla", "vanilla")
-# H1 again without the teacher pool (mix 0: on-policy GRPO only; SPEC §4), against its own vanilla.
+# H1 again without the teacher pool (mix 0: on-policy GRPO only; SPEC §5), against its own vanilla.
 NO_TEACHER = (
     Arm("erase (no teacher)", "erase_no_teacher"),
     Arm("vanilla (no teacher)", "vanilla_no_teacher"),
