@@ -339,7 +339,8 @@ def test_paired_differences_are_per_seed_against_the_same_folds_vanilla_and_are_
     figure = tradeoff_figure(deltas, "caption", x="solve", ys=["hack", "solve"])
     points = figure.axes[0].collections[0].get_offsets()
     assert [[round(a, 6), round(b, 6)] for a, b in points.tolist()] == [[0.1, -0.3], [0.0, -0.2]]
-    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["erase"]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["erase"]  # one legend, beside the panels
+    assert figure.axes[0].get_legend() is None
     assert figure.axes[1].get_ylabel().startswith("Δ solve")  # one panel per hack rate asked for
     assert not [line for line in figure.axes[0].get_lines() if line.get_label() == "vanilla, lower lr"]
 

@@ -270,9 +270,10 @@ def tradeoff_figure(
                        edgecolors=color, facecolors="none" if hollow else color)  # fmt: skip
         ax.set_xlabel(f"Δ {x} vs same-seed vanilla")
         ax.set_ylabel(f"Δ {y} vs same-seed vanilla")
-    axes[0][0].legend(fontsize=6, ncol=2)
+    # One legend for all panels, right of them: inside a panel it covers the points.
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="center right", fontsize=6)
     fig.text(0.01, 0.01, caption + " Small points: seeds; diamonds: arm means.", fontsize=7, wrap=True)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.1, 0.86 if len(ys) > 1 else 0.72, 1))
     return fig
 
 
