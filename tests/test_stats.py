@@ -289,6 +289,7 @@ def test_lomo_table_reads_the_held_out_modes_deployed_rates():
     assert [len(ax.patches) for ax in figure.axes] == [3] * len(
         LOMO_METRICS
     )  # a bar per arm, a panel per rate
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["vanilla", "route", "route_ablated"]
     assert lomo_table(pd.DataFrame(rows[-1:])).empty
 
 

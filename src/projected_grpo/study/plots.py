@@ -232,9 +232,9 @@ def lomo_figure(lomo: pd.DataFrame, caption: str):
         ax.set_title(metric, fontsize=9)
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("rate on the held-out problems (eval)")
-    axes[0].legend(fontsize=7)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=7)  # beside the bars
     fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.1, 0.91, 1))
     return fig
 
 
