@@ -232,15 +232,21 @@ def lomo_figure(lomo: pd.DataFrame, caption: str):
         ax.set_title(metric, fontsize=9)
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("rate on the held-out problems (eval)")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=7)  # beside the bars
     fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
-    fig.tight_layout(rect=(0, 0.1, 0.91, 1))
+    _legend_beside(fig, axes[0], fontsize=7, right=0.91)
     return fig
 
 
 # Vanilla at falling learning rates, in order: the trade-off "train less" buys, which an arm
 # has to beat (the trade-off figure's frontier line).
 FRONTIER = ("vanilla", "vanilla_slow", "vanilla_lr02", "vanilla_lr01")
+
+
+def _legend_beside(fig, ax, fontsize: float, right: float) -> None:
+    """``ax``'s legend for the whole figure, right of the panels (inside one it covers the
+    data), which are laid out in ``[0, right]`` above the caption's strip."""
+    fig.legend(*ax.get_legend_handles_labels(), loc="center right", fontsize=fontsize)
+    fig.tight_layout(rect=(0, 0.1, right, 1))
 
 
 def tradeoff_figure(
@@ -270,10 +276,8 @@ def tradeoff_figure(
                        edgecolors=color, facecolors="none" if hollow else color)  # fmt: skip
         ax.set_xlabel(f"Δ {x} vs same-seed vanilla")
         ax.set_ylabel(f"Δ {y} vs same-seed vanilla")
-    # One legend for all panels, right of them: inside a panel it covers the points.
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="center right", fontsize=6)
     fig.text(0.01, 0.01, caption + " Small points: seeds; diamonds: arm means.", fontsize=7, wrap=True)
-    fig.tight_layout(rect=(0, 0.1, 0.86 if len(ys) > 1 else 0.72, 1))
+    _legend_beside(fig, axes[0][0], fontsize=6, right=0.86 if len(ys) > 1 else 0.72)
     return fig
 
 

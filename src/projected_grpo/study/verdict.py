@@ -50,10 +50,8 @@ class Arm:
 
 VANILLA = Arm("vanilla", "vanilla")
 # H1 again without the teacher pool (mix 0: on-policy GRPO only; SPEC §5), against its own vanilla.
-NO_TEACHER = (
-    Arm("erase (no teacher)", "erase_no_teacher"),
-    Arm("vanilla (no teacher)", "vanilla_no_teacher"),
-)
+ERASE_NO_TEACHER = Arm("erase (no teacher)", "erase_no_teacher")
+VANILLA_NO_TEACHER = Arm("vanilla (no teacher)", "vanilla_no_teacher")
 PROJECTIONS = (
     Arm("erase", "erase"),
     Arm("route (ablated)", "route", "eval_ablated_loophole_hack", "eval_ablated_no_loophole_solve"),
@@ -312,7 +310,7 @@ def verdict_table(
 ) -> pd.DataFrame:
     """Every clause: H1 for each projection arm (fold all), the controls, the oracle arms,
     the ``REFRESH``, ``KEEP``, ``BASELINES`` and ``TARGET`` comparisons the runs have, H1
-    without the teacher pool (``NO_TEACHER``, where both arms ran), each projection arm's LOMO
+    without the teacher pool (``ERASE_NO_TEACHER`` against ``VANILLA_NO_TEACHER``, where both ran), each projection arm's LOMO
     folds (``separation``, ``min_separation``,
     ``untrained``: ``lomo_rows``; an arm the gate kept from training in every fold still
     gets its NOT EVALUABLE rows), tested at ``alpha``. Columns ``COLUMNS``: clause, status,
@@ -325,10 +323,9 @@ def verdict_table(
     rows += pairwise_rows(runs, alpha, KEEP, "trusted subspace")
     rows += pairwise_rows(runs, alpha, BASELINES, "baselines")
     rows += pairwise_rows(runs, alpha, TARGET, "projection target")
-    if {arm.arm for arm in NO_TEACHER} <= present:
-        rows += h1_rows(
-            runs, alpha, NO_TEACHER[:1], vanilla=NO_TEACHER[1], family_name="no-teacher projections"
-        )
+    if {ERASE_NO_TEACHER.arm, VANILLA_NO_TEACHER.arm} <= present:
+        rows += h1_rows(runs, alpha, [ERASE_NO_TEACHER], vanilla=VANILLA_NO_TEACHER,
+                        family_name="no-teacher projections")  # fmt: skip
     lomo_arms = _lomo_arms(runs, untrained)
     for projection in (p for p in PROJECTIONS if p.arm in lomo_arms):
         rows += lomo_rows(runs, alpha, projection, separation=separation, min_separation=min_separation,
