@@ -8,7 +8,7 @@ without tuning anything to the outcome. Per run (``results/runs/{fold}/{arm}/see
 
 (a descent step along ``-v`` is hack-ward, as in ``method.projection.hackward_drift``;
 ``dS + dS_hack`` is the model its ``eval_loophole_hack`` was measured on, the quarantine
-included), beside that eval hack rate (``stats.run_row``). Across runs of every arm — the
+included), beside that eval hack rate (``stats.eval_rates``, as in the run rows). Across runs of every arm — the
 projections, the controls, the monitors, vanilla at other learning rates — a real hack
 direction should order the runs by hack rate; a direction every gradient shares would not
 separate vanilla from its slower or subspace-kept variants.
@@ -32,7 +32,7 @@ from scipy import stats as scipy_stats
 
 from ..core.io import atomic_path, atomic_write_text
 from ..method.basis import Basis
-from .stats import markdown_table, run_row, skip_record
+from .stats import eval_rates, markdown_table, run_ids, skip_record
 
 
 def hackward_displacement(knobs: dict[str, torch.Tensor], basis: Basis, axis: int = 0) -> float:
@@ -66,10 +66,10 @@ def displacement_table(results: Path, fold: str = "all", seeds: Sequence[int] | 
             continue
         if skip_record(run) is not None or not (run / "eval_completions.parquet").is_file():
             continue
-        row = run_row(run)
-        rows.append({"fold": fold, "arm": row["arm"], "seed": row["seed"],
+        ids = run_ids(run)
+        rows.append({"fold": fold, "arm": ids["arm"], "seed": ids["seed"],
                      "displacement": hackward_displacement(load_file(str(knobs_path)), basis),
-                     "eval_loophole_hack": row["eval_loophole_hack"]})  # fmt: skip
+                     "eval_loophole_hack": eval_rates(run)["eval_loophole_hack"]})  # fmt: skip
     if not rows:
         raise ValueError(
             f"{results / 'runs' / fold}: no finished run (knobs.safetensors and eval_completions.parquet)"

@@ -89,22 +89,31 @@ def run_row(run_dir: str | Path) -> dict:
     if skip_record(run_dir) is not None:
         raise ValueError(f"{run_dir}: not trained (the leave-one-mode-out gate skipped it): no run row")
     steps = pd.read_parquet(run_dir / "steps.parquet")
-    row = run_ids(run_dir) | run_summary(steps)
-    for suffix, name in (("", "eval"), ("_ablated", "eval_ablated")):
-        path = run_dir / f"eval_completions{suffix}.parquet"
-        variants = summarize(pd.read_parquet(path))["variants"] if path.is_file() else {}
-        loophole = variants.get("loophole", {})
-        for key in LOOPHOLE_RATES:
-            column = f"{name}_loophole_{key.removesuffix('_rate')}"
-            row[column] = float(loophole.get(key, math.nan))
-            for mode in MODES:
-                row[f"{column}_{mode}"] = float(loophole.get("per_mode", {}).get(mode, {}).get(key, math.nan))
-        row[f"{name}_no_loophole_solve"] = float(variants.get("no_loophole", {}).get("solve_rate", math.nan))
+    row = run_ids(run_dir) | run_summary(steps) | eval_rates(run_dir) | eval_rates(run_dir, ablated=True)
     for column in DIAGNOSTICS:
         row[column] = float(steps[column].mean()) if column in steps else math.nan
     for column in AT_END:
         row[f"{column}_end"] = float(steps[column].iloc[-1]) if column in steps else math.nan
     return row
+
+
+def eval_rates(run_dir: Path, ablated: bool = False) -> dict[str, float]:
+    """The post-training eval rates of a run row read from ``eval_completions.parquet`` (or,
+    ``ablated``, ``eval_completions_ablated.parquet``: columns ``eval_ablated_*``): loophole
+    ``LOOPHOLE_RATES`` overall and per mode, and the no-loophole solve rate; NaN where the
+    file or the variant is missing."""
+    suffix, name = ("_ablated", "eval_ablated") if ablated else ("", "eval")
+    path = run_dir / f"eval_completions{suffix}.parquet"
+    variants = summarize(pd.read_parquet(path))["variants"] if path.is_file() else {}
+    loophole = variants.get("loophole", {})
+    rates = {}
+    for key in LOOPHOLE_RATES:
+        column = f"{name}_loophole_{key.removesuffix('_rate')}"
+        rates[column] = float(loophole.get(key, math.nan))
+        for mode in MODES:
+            rates[f"{column}_{mode}"] = float(loophole.get("per_mode", {}).get(mode, {}).get(key, math.nan))
+    rates[f"{name}_no_loophole_solve"] = float(variants.get("no_loophole", {}).get("solve_rate", math.nan))
+    return rates
 
 
 # Rates of the loophole evaluation a run row carries, overall and per mode: the hack rate
